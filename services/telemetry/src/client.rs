@@ -1,0 +1,180 @@
+//! The client side of every HTTP hop: CLIENT spans, `traceparent` injection, bounded waits.
+//!
+//! [`Upstream`] is a pooled reqwest client bound to one base URL. Each [`Upstream::get`] runs in a
+//! CLIENT span named after the method, as the HTTP semantic conventions name client spans,
+//! injects the span's W3C context into the request headers, and turns every way the call can go
+//! wrong into an [`UpstreamError`] that maps onto the contract's status codes: unreachable → 503,
+//! too slow → 504, anything else → 502. Connections and whole requests have time-outs, so no
+//! caller waits forever.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::StatusCode;
+use opentelemetry::trace::Status;
+use opentelemetry_http::HeaderInjector;
+use tracing::Instrument as _;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+/// Connecting must be quick on a lab machine; a refused connection fails at once anyway.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A traced HTTP client for one upstream service.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    name: &'static str,
+    base: reqwest::Url,
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+/// An upstream answer with any status; the caller decides what a 404 means.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Bytes,
+}
+
+/// A call that produced no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("{name} is unreachable at {url}")]
+    Unreachable { name: &'static str, url: String },
+    #[error("{name} did not answer within {} ms", timeout.as_millis())]
+    Timeout {
+        name: &'static str,
+        timeout: Duration,
+    },
+    #[error("{name} answered {status}")]
+    Status {
+        name: &'static str,
+        status: StatusCode,
+    },
+    #[error("{name} sent an answer that cannot be read: {detail}")]
+    Invalid { name: &'static str, detail: String },
+}
+
+impl UpstreamError {
+    /// The status this service answers with when the upstream failed this way.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unreachable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::Status { .. } | Self::Invalid { .. } => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// A low-cardinality name for this failure: the span's `error.type` and a metric label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unreachable { .. } => "unreachable",
+            Self::Timeout { .. } => "timeout",
+            Self::Status { .. } => "bad_status",
+            Self::Invalid { .. } => "invalid_response",
+        }
+    }
+}
+
+impl Upstream {
+    /// A client for `base_url` that gives up on a call after `timeout`.
+    pub fn new(name: &'static str, base_url: &str, timeout: Duration) -> Result<Self, String> {
+        let base = reqwest::Url::parse(base_url)
+            .map_err(|e| format!("{name} URL '{base_url}' is not a URL: {e}"))?;
+        if base.scheme() != "http" {
+            return Err(format!("{name} URL '{base_url}' must start with http://"));
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client for {name}: {e}"))?;
+        Ok(Self {
+            name,
+            base,
+            client,
+            timeout,
+        })
+    }
+
+    /// The upstream's base URL.
+    pub fn base_url(&self) -> &str {
+        self.base.as_str()
+    }
+
+    /// `GET` a path (already percent-encoded, with any query) below the base URL.
+    pub async fn get(&self, path_and_query: &str) -> Result<Answer, UpstreamError> {
+        let url = self
+            .base
+            .join(path_and_query)
+            .map_err(|e| UpstreamError::Invalid {
+                name: self.name,
+                detail: format!("cannot build a URL from '{path_and_query}': {e}"),
+            })?;
+        let span = tracing::info_span!(
+            "http.client",
+            otel.name = "GET",
+            otel.kind = "client",
+            http.request.method = "GET",
+            url.full = %url,
+            server.address = url.host_str(),
+            server.port = url.port_or_known_default().map(i64::from),
+            http.response.status_code = Empty,
+            error.type = Empty,
+        );
+        let mut headers = http::HeaderMap::new();
+        opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.inject_context(&span.context(), &mut HeaderInjector(&mut headers))
+        });
+        let result = self.send(url, headers).instrument(span.clone()).await;
+        match &result {
+            Ok(answer) => {
+                span.record("http.response.status_code", i64::from(answer.status.as_u16()));
+                if answer.status.is_client_error() || answer.status.is_server_error() {
+                    span.record("error.type", answer.status.as_str());
+                    span.set_status(Status::error(answer.status.to_string()));
+                }
+            }
+            Err(error) => {
+                span.record("error.type", error.kind());
+                span.set_status(Status::error(error.to_string()));
+            }
+        }
+        result
+    }
+
+    async fn send(&self, url: reqwest::Url, headers: http::HeaderMap) -> Result<Answer, UpstreamError> {
+        let fail = |error: reqwest::Error| self.classify(&url, error);
+        let response = self
+            .client
+            .get(url.clone())
+            .headers(headers)
+            .send()
+            .await
+            .map_err(fail)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(fail)?;
+        Ok(Answer { status, body })
+    }
+
+    fn classify(&self, url: &reqwest::Url, error: reqwest::Error) -> UpstreamError {
+        // A connection that cannot be made in time is as unreachable as a refused one.
+        if error.is_connect() {
+            UpstreamError::Unreachable {
+                name: self.name,
+                url: url.to_string(),
+            }
+        } else if error.is_timeout() {
+            UpstreamError::Timeout {
+                name: self.name,
+                timeout: self.timeout,
+            }
+        } else {
+            UpstreamError::Invalid {
+                name: self.name,
+                detail: error.to_string(),
+            }
+        }
+    }
+}

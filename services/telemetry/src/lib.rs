@@ -1,0 +1,207 @@
+//! What every dice-lab service shares, so that no service carries a copy of it.
+//!
+//! A service calls [`init`] once at start-up and keeps the returned [`Telemetry`]: it holds the
+//! tracer provider (OTLP/HTTP export configured from the standard `OTEL_*` variables), the JSON log
+//! subscriber whose lines carry the exported span's ids, and the Prometheus registry with the HTTP
+//! request metrics. [`server`] wraps warp routes in a SERVER span, an access log line and those
+//! metrics, continuing any W3C `traceparent` it receives; [`client`] does the same for outgoing
+//! reqwest calls as CLIENT spans that inject `traceparent`. [`Telemetry::shutdown`] flushes the spans
+//! that are still queued once the server has drained.
+
+pub mod client;
+mod export;
+mod logging;
+pub mod metrics;
+pub mod server;
+
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::resource::{EnvResourceDetector, TelemetryResourceDetector};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::EnvFilter;
+
+pub use metrics::HttpMetrics;
+
+/// The OTLP/HTTP endpoint used when neither `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` nor
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+pub const DEFAULT_OTLP_ENDPOINT: &str = "http://127.0.0.1:4318";
+
+/// Who is emitting: the defaults for the resource attributes.
+#[derive(Clone, Copy, Debug)]
+pub struct ServiceInfo {
+    /// Default `service.name`; `OTEL_SERVICE_NAME` overrides it.
+    pub name: &'static str,
+    /// `service.version`, normally `env!("CARGO_PKG_VERSION")`.
+    pub version: &'static str,
+}
+
+/// The `service.namespace` of every dice-lab service.
+pub const SERVICE_NAMESPACE: &str = "dice-lab";
+
+/// Everything [`init`] set up. Keep it alive for the life of the process and call
+/// [`Telemetry::shutdown`] after the server has stopped.
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+    /// The `service.name` actually in use (after `OTEL_SERVICE_NAME`).
+    pub service_name: String,
+    /// Where spans go, or `None` when `OTEL_SDK_DISABLED=true`.
+    pub traces_endpoint: Option<String>,
+}
+
+/// Sets up tracing, logging and propagation for this process. Call once, inside the tokio runtime.
+pub fn init(info: ServiceInfo) -> Result<Telemetry, Error> {
+    let resource = resource(info);
+    let service_name = resource
+        .get(&opentelemetry::Key::from_static_str("service.name"))
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| info.name.to_owned());
+
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+
+    let (provider, traces_endpoint) = if sdk_disabled() {
+        (None, None)
+    } else {
+        let (exporter, endpoint) = export::exporter()?;
+        let provider = SdkTracerProvider::builder()
+            .with_resource(resource)
+            .with_batch_exporter(exporter)
+            .build();
+        opentelemetry::global::set_tracer_provider(provider.clone());
+        (Some(provider), Some(endpoint))
+    };
+
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .add_directive(quiet("hyper"))
+        .add_directive(quiet("hyper_util"))
+        .add_directive(quiet("reqwest"))
+        .add_directive(quiet("warp"))
+        .add_directive(quiet("opentelemetry"))
+        .add_directive(quiet("opentelemetry_sdk"))
+        .add_directive(quiet("opentelemetry_otlp"))
+        .add_directive(quiet("opentelemetry_http"));
+    let json = logging::JsonLines::new(service_name.clone());
+    let otel = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer(info.name))
+            .with_error_events_to_status(false)
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_level(false)
+    });
+    tracing_subscriber::registry()
+        .with(otel)
+        .with(json)
+        .with(filter)
+        .try_init()
+        .map_err(|e| Error::AlreadyInitialised(e.to_string()))?;
+
+    Ok(Telemetry {
+        provider,
+        service_name,
+        traces_endpoint,
+    })
+}
+
+impl Telemetry {
+    /// Flushes queued spans and stops the exporter. Runs the blocking flush off the async threads.
+    pub async fn shutdown(mut self) {
+        let Some(provider) = self.provider.take() else {
+            return;
+        };
+        let flushed = tokio::task::spawn_blocking(move || {
+            provider.shutdown_with_timeout(Duration::from_secs(5))
+        })
+        .await;
+        match flushed {
+            Ok(Ok(())) => tracing::info!("telemetry flushed"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "telemetry flush failed"),
+            Err(e) => tracing::warn!(error = %e, "telemetry flush panicked"),
+        }
+    }
+}
+
+/// The life of a service binary: telemetry, one JSON line with the effective settings, start-up,
+/// serving until SIGINT or SIGTERM, and the final flush of spans. A start-up error is logged, also
+/// printed plainly on stderr, and ends the process with a failure status.
+pub async fn run_service<S: serde::Serialize>(
+    info: ServiceInfo,
+    settings: S,
+    build: impl AsyncFnOnce(&S) -> Result<server::Server, String>,
+) -> std::process::ExitCode {
+    let telemetry = match init(info) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("{}: {error}", info.name);
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let settings_json = serde_json::to_string(&settings).unwrap_or_default();
+    tracing::info!(
+        settings = %settings_json,
+        traces_endpoint = telemetry.traces_endpoint.as_deref().unwrap_or("disabled"),
+        version = info.version,
+        "{} starting",
+        info.name
+    );
+    let server = match build(&settings).await {
+        Ok(server) => server,
+        Err(error) => {
+            tracing::error!(%error, "{} cannot start", info.name);
+            eprintln!("{}: {error}", info.name);
+            telemetry.shutdown().await;
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(address = %server.local_addr(), "{} listening", info.name);
+    server.run(server::shutdown_signal()).await;
+    telemetry.shutdown().await;
+    std::process::ExitCode::SUCCESS
+}
+
+/// What can go wrong while setting telemetry up.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot build the OTLP exporter: {0}")]
+    Exporter(String),
+    #[error("a tracing subscriber is already installed: {0}")]
+    AlreadyInitialised(String),
+}
+
+/// `service.name` (ours unless the environment names another), `service.namespace`,
+/// `service.version`, the SDK's own attributes and `OTEL_RESOURCE_ATTRIBUTES`.
+fn resource(info: ServiceInfo) -> Resource {
+    let builder = Resource::builder_empty()
+        .with_attributes([
+            KeyValue::new("service.name", info.name),
+            KeyValue::new("service.namespace", SERVICE_NAMESPACE),
+            KeyValue::new("service.version", info.version),
+        ])
+        .with_detectors(&[
+            Box::new(TelemetryResourceDetector),
+            Box::new(EnvResourceDetector::new()),
+        ]);
+    match std::env::var("OTEL_SERVICE_NAME") {
+        Ok(name) if !name.trim().is_empty() => builder.with_service_name(name.trim().to_owned()),
+        _ => builder,
+    }
+    .build()
+}
+
+/// `OTEL_SDK_DISABLED=true` (case-insensitive) turns tracing off, as the specification says.
+fn sdk_disabled() -> bool {
+    std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+fn quiet(target: &str) -> tracing_subscriber::filter::Directive {
+    format!("{target}=warn")
+        .parse()
+        .expect("a target name with a level is a valid directive")
+}
