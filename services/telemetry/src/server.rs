@@ -195,6 +195,11 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// The raw query string, empty when there is none.
+pub fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
+    warp::query::raw().or(warp::any().map(String::new)).unify()
+}
+
 /// What the span and the access line need to know of a request.
 struct Request {
     method: Method,
@@ -207,11 +212,7 @@ struct Request {
 fn request() -> impl Filter<Extract = (Request,), Error = std::convert::Infallible> + Clone {
     warp::method()
         .and(warp::path::full())
-        .and(
-            warp::query::raw()
-                .or(warp::any().map(String::new))
-                .unify(),
-        )
+        .and(raw_query())
         .and(warp::header::headers_cloned())
         .and(warp::addr::remote())
         .map(|method, path: warp::path::FullPath, query, headers, peer| Request {

@@ -1,0 +1,411 @@
+//! Rolling: fetching a die's spec, rolling it once or many times at once, and counting it all.
+//!
+//! A roll waits its simulated delay (the die's `delay_ms`, else the configured default) on a tokio
+//! timer, draws a result and records it three ways: on its `roll` span (`die.type`, `roll.index`,
+//! `roll.value`, status Error when it failed), in one log line inside that span, and in
+//! `dice_rolls_total` and `dice_roll_results_total`. Metric labels only ever carry die types the
+//! die-service confirmed and faces of those dice, so a garbage die name adds no series.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use die_service::dice::{DieSpec, Roll};
+use opentelemetry::trace::Status;
+use prometheus::{Histogram, IntCounterVec, IntGauge, Registry};
+use rand::Rng as _;
+use serde::{Serialize, Serializer};
+use telemetry::client::{Upstream, UpstreamError};
+use telemetry::metrics::{self, LATENCY_BUCKETS};
+use telemetry::server::{json, json_error};
+use tokio::task::JoinSet;
+use tracing::Instrument as _;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use crate::params::{Fetch, RollAsyncQuery, RollQuery, quote};
+
+/// Simulated work per roll: `[min, max]` milliseconds, drawn uniformly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DelayRange {
+    pub min: u64,
+    pub max: u64,
+}
+
+impl FromStr for DelayRange {
+    type Err = String;
+
+    /// `MIN..MAX` or a single number.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let number = |part: &str| {
+            part.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("'{text}' is not MIN..MAX or N milliseconds"))
+        };
+        let (min, max) = match text.split_once("..") {
+            Some((min, max)) => (number(min)?, number(max)?),
+            None => (number(text)?, number(text)?),
+        };
+        if min > max {
+            return Err(format!("'{text}': the minimum is greater than the maximum"));
+        }
+        Ok(Self { min, max })
+    }
+}
+
+impl Serialize for DelayRange {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format!("{}..{}", self.min, self.max))
+    }
+}
+
+/// Sync (`/roll`) or async (`/roll-async`): the `mode` label.
+#[derive(Clone, Copy)]
+enum Mode {
+    Sync,
+    Async,
+}
+
+impl Mode {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Sync => "sync",
+            Self::Async => "async",
+        }
+    }
+}
+
+/// A request that ends in an error body.
+struct Refusal {
+    status: StatusCode,
+    message: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn into_response(self) -> Response {
+        json_error(self.status, self.message)
+    }
+}
+
+impl From<UpstreamError> for Refusal {
+    fn from(error: UpstreamError) -> Self {
+        Self::new(error.status(), error.to_string())
+    }
+}
+
+#[derive(Serialize)]
+struct OneRoll<'a> {
+    die: &'a str,
+    roll: i64,
+}
+
+#[derive(Serialize)]
+struct ManyRolls<'a> {
+    die: &'a str,
+    count: usize,
+    rolls: Vec<Option<i64>>,
+    failed: usize,
+    total: i64,
+}
+
+/// The roller's shared state: the die-service client, the limits and the metrics.
+#[derive(Clone)]
+pub(crate) struct Roller(Arc<Inner>);
+
+struct Inner {
+    die_service: Upstream,
+    max_times: u32,
+    default_delay: DelayRange,
+    rolls: IntCounterVec,
+    results: IntCounterVec,
+    batch_size: Histogram,
+    in_progress: IntGauge,
+    upstream_requests: IntCounterVec,
+    upstream_duration: Histogram,
+}
+
+impl Roller {
+    pub(crate) fn new(
+        die_service: Upstream,
+        max_times: u32,
+        default_delay: DelayRange,
+        registry: &Registry,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            die_service,
+            max_times,
+            default_delay,
+            rolls: metrics::counter_vec(
+                registry,
+                "dice_rolls_total",
+                "Rolls, by die type, mode (sync or async) and result (success or error).",
+                &["die_type", "mode", "result"],
+            ),
+            results: metrics::counter_vec(
+                registry,
+                "dice_roll_results_total",
+                "Successful rolls by die type and face value: the observed distribution.",
+                &["die_type", "value"],
+            ),
+            batch_size: metrics::histogram(
+                registry,
+                "async_roll_batch_size",
+                "Rolls asked for per /roll-async request.",
+                &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0],
+            ),
+            in_progress: metrics::int_gauge(
+                registry,
+                "async_rolls_in_progress",
+                "Concurrent rolls of /roll-async requests running now.",
+            ),
+            upstream_requests: metrics::counter_vec(
+                registry,
+                "die_service_requests_total",
+                "Calls to the die-service, by status code or failure (unreachable, timeout, invalid_response).",
+                &["status"],
+            ),
+            upstream_duration: metrics::histogram(
+                registry,
+                "die_service_request_duration_seconds",
+                "Time of calls to the die-service, as the roller sees it.",
+                LATENCY_BUCKETS,
+            ),
+        }))
+    }
+
+    /// `GET /roll`.
+    pub(crate) async fn roll(&self, query: &str) -> Response {
+        let query = match RollQuery::parse(query) {
+            Ok(query) => query,
+            Err(message) => return json_error(StatusCode::BAD_REQUEST, message),
+        };
+        let spec = match self.fetch_spec(&query.die).await {
+            Ok(spec) => spec,
+            Err(refusal) => return refusal.into_response(),
+        };
+        let span = roll_span(&query.die, None);
+        match self.roll_once(&query.die, &spec, Mode::Sync, None).instrument(span).await {
+            Roll::Value(roll) => json(StatusCode::OK, &OneRoll { die: &query.die, roll }),
+            Roll::Failed => json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("die '{}' failed", query.die),
+            ),
+        }
+    }
+
+    /// `GET /roll-async`.
+    pub(crate) async fn roll_async(&self, query: &str) -> Response {
+        let query = match RollAsyncQuery::parse(query, self.0.max_times) {
+            Ok(query) => query,
+            Err(message) => return json_error(StatusCode::BAD_REQUEST, message),
+        };
+        self.0.batch_size.observe(f64::from(query.times));
+        match self.roll_many(&query).await {
+            Ok(rolls) => {
+                let failed = rolls.iter().filter(|r| r.is_none()).count();
+                let total = rolls.iter().flatten().sum();
+                json(
+                    StatusCode::OK,
+                    &ManyRolls {
+                        die: &query.die,
+                        count: rolls.len(),
+                        rolls,
+                        failed,
+                        total,
+                    },
+                )
+            }
+            Err(refusal) => refusal.into_response(),
+        }
+    }
+
+    /// Runs `query.times` rolls as concurrent tasks; `None` marks a failed roll.
+    async fn roll_many(&self, query: &RollAsyncQuery) -> Result<Vec<Option<i64>>, Refusal> {
+        let die: Arc<str> = query.die.as_str().into();
+        let once = match query.fetch {
+            Fetch::Once => Some(Arc::new(self.fetch_spec(&die).await?)),
+            Fetch::Each => None,
+        };
+        let request_span = tracing::Span::current();
+        let mut tasks = JoinSet::new();
+        for index in 0..query.times as usize {
+            let roller = self.clone();
+            let die = die.clone();
+            let once = once.clone();
+            let request_span = request_span.clone();
+            tasks.spawn(async move {
+                let spec = match once {
+                    Some(spec) => spec,
+                    // Each roll's own fetch hangs off the request span, beside the roll spans.
+                    None => Arc::new(roller.fetch_spec(&die).instrument(request_span.clone()).await?),
+                };
+                let span = roll_span(&die, Some(index));
+                let _ = span.set_parent(request_span.context());
+                let roll = roller.roll_once(&die, &spec, Mode::Async, Some(index)).instrument(span).await;
+                Ok::<_, Refusal>((index, roll))
+            });
+        }
+        let mut rolls = vec![None; query.times as usize];
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(Ok((index, roll))) => {
+                    rolls[index] = match roll {
+                        Roll::Value(value) => Some(value),
+                        Roll::Failed => None,
+                    }
+                }
+                // The first failed fetch decides the answer; dropping the set stops the others.
+                Ok(Err(refusal)) => return Err(refusal),
+                Err(error) => {
+                    return Err(Refusal::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("a roll task stopped: {error}"),
+                    ));
+                }
+            }
+        }
+        Ok(rolls)
+    }
+
+    /// One roll inside the current (`roll`) span: the delay, the draw, the records.
+    async fn roll_once(&self, die: &str, spec: &DieSpec, mode: Mode, index: Option<usize>) -> Roll {
+        let _in_progress = matches!(mode, Mode::Async).then(|| InProgress::start(&self.0.in_progress));
+        let delay = self.delay_for(spec);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let roll = spec.roll(&mut rand::rng());
+        let span = tracing::Span::current();
+        match roll {
+            Roll::Value(value) => {
+                span.record("roll.value", value);
+                self.0.rolls.with_label_values(&[die, mode.label(), "success"]).inc();
+                self.0
+                    .results
+                    .with_label_values(&[die, &value.to_string()])
+                    .inc();
+                tracing::info!(
+                    die_type = die,
+                    roll_index = index,
+                    roll_value = value,
+                    delay_ms = delay.as_millis() as u64,
+                    "rolled {value}"
+                );
+            }
+            Roll::Failed => {
+                span.record("error.type", "roll_failed");
+                span.set_status(Status::error(format!("die '{die}' failed")));
+                self.0.rolls.with_label_values(&[die, mode.label(), "error"]).inc();
+                tracing::warn!(
+                    die_type = die,
+                    roll_index = index,
+                    delay_ms = delay.as_millis() as u64,
+                    "die '{die}' failed"
+                );
+            }
+        }
+        roll
+    }
+
+    fn delay_for(&self, spec: &DieSpec) -> Duration {
+        let [min, max] = spec
+            .delay_ms
+            .unwrap_or([self.0.default_delay.min, self.0.default_delay.max]);
+        Duration::from_millis(rand::rng().random_range(min..=max))
+    }
+
+    /// `GET /dice/{die}` on the die-service, as a checked spec or the answer to give instead.
+    async fn fetch_spec(&self, die: &str) -> Result<DieSpec, Refusal> {
+        let path = format!(
+            "dice/{}",
+            percent_encoding::utf8_percent_encode(die, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let started = Instant::now();
+        let answer = self.0.die_service.get(&path).await;
+        self.0
+            .upstream_duration
+            .observe(started.elapsed().as_secs_f64());
+        let label = match &answer {
+            Ok(answer) => answer.status.as_str().to_owned(),
+            Err(error) => error.kind().to_owned(),
+        };
+        self.0.upstream_requests.with_label_values(&[&label]).inc();
+
+        let answer = answer?;
+        match answer.status {
+            StatusCode::OK => parse_spec(&answer.body).map_err(|detail| {
+                Refusal::from(UpstreamError::Invalid {
+                    name: "die-service",
+                    detail,
+                })
+            }),
+            StatusCode::NOT_FOUND => Err(Refusal::new(
+                StatusCode::NOT_FOUND,
+                error_message(&answer.body)
+                    .unwrap_or_else(|| format!("unknown die '{}'", quote(die))),
+            )),
+            status => Err(UpstreamError::Status {
+                name: "die-service",
+                status,
+            }
+            .into()),
+        }
+    }
+}
+
+/// A `roll` span; its parent is the current span unless the caller sets another.
+fn roll_span(die: &str, index: Option<usize>) -> tracing::Span {
+    tracing::info_span!(
+        "roll",
+        otel.kind = "internal",
+        die.type = die,
+        roll.index = index.map(|i| i as i64),
+        roll.value = Empty,
+        error.type = Empty,
+    )
+}
+
+/// The spec in a die-service answer, checked as the die-service checks its file.
+fn parse_spec(body: &[u8]) -> Result<DieSpec, String> {
+    let mut value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    if let Some(object) = value.as_object_mut() {
+        object.remove("type");
+    }
+    let spec: DieSpec =
+        serde_json::from_value(value).map_err(|e| format!("not a die specification: {e}"))?;
+    spec.validate()
+        .map_err(|(field, problem)| format!("field '{field}' {problem}"))?;
+    Ok(spec)
+}
+
+/// The `error` sentence of an error body.
+fn error_message(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    value.get("error")?.as_str().map(str::to_owned)
+}
+
+/// Counts a roll in `async_rolls_in_progress` for as long as it lives, even if it is cancelled.
+struct InProgress(IntGauge);
+
+impl InProgress {
+    fn start(gauge: &IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
