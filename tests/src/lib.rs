@@ -1,0 +1,15 @@
+//! Test support for dice-lab: real OTLP in, real services out.
+//!
+//! [`otlp::Receiver`] is an OTLP/HTTP endpoint, built on `opentelemetry-proto`, that the services
+//! export to; it keeps every span it is sent and hands back whole traces as [`trace::Trace`] trees.
+//! [`trace`] holds the assertions on a trace's shape that every suite uses, so "what a roll trace
+//! looks like" is written once. [`process`] starts the real service binaries as child processes
+//! (each with its own `service.name`, tracer provider and stdout), reads their JSON log lines, and
+//! stops them with SIGTERM; [`in_process`] runs a service's routes inside the test on port 0, and
+//! [`fixtures`] holds test dice and trace contexts.
+
+pub mod fixtures;
+pub mod in_process;
+pub mod otlp;
+pub mod process;
+pub mod trace;

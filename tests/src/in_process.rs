@@ -1,0 +1,63 @@
+//! Services inside the test process, on port 0, as zero2prod starts its app in tests.
+//!
+//! These share the test's process, so no telemetry is installed: they are for the HTTP contract
+//! and the metrics, which need no `service.name`. Dropping a [`Running`] shuts the server down.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use telemetry::server::Server;
+
+/// A server running on a tokio task.
+pub struct Running {
+    addr: SocketAddr,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Running {
+    pub async fn start(server: Server) -> Self {
+        let addr = server.local_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+        Self { addr, _stop: stop }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+fn loopback() -> SocketAddr {
+    "127.0.0.1:0".parse().expect("a socket address")
+}
+
+/// A die-service with the given dice file (the built-in dice when `None`).
+pub async fn die_service(dice_file: Option<PathBuf>) -> Running {
+    let settings = die_service::Settings {
+        listen: loopback(),
+        dice_file,
+    };
+    Running::start(die_service::build(&settings).await.expect("die-service starts")).await
+}
+
+/// Dice-roller settings for a test: no roll delay, a 1 s upstream time-out, the default maximum.
+pub fn roller_settings(die_service_url: &str) -> dice_roller::Settings {
+    dice_roller::Settings {
+        listen: loopback(),
+        die_service_url: die_service_url.to_owned(),
+        max_times: 100,
+        roll_delay_ms: "0".parse().expect("a delay"),
+        die_service_timeout_ms: 1000,
+    }
+}
+
+/// A dice-roller with `settings`.
+pub async fn dice_roller(settings: dice_roller::Settings) -> Running {
+    Running::start(dice_roller::build(&settings).await.expect("dice-roller starts")).await
+}

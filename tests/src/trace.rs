@@ -1,0 +1,273 @@
+//! Traces as trees, and the shapes DESIGN.md promises, asserted in one place.
+//!
+//! A [`Trace`] is the spans of one trace id. The `assert_*` functions check the contract's span
+//! names, kinds, parents and attributes and return the spans they found, so a test can go on to
+//! compare them with log lines or with a caller's span. Failures print the whole tree.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use crate::otlp::{Kind, Span, StatusCode};
+
+/// The spans of one trace.
+#[derive(Clone, Debug)]
+pub struct Trace {
+    spans: Vec<Span>,
+}
+
+impl Trace {
+    pub fn new(spans: Vec<Span>) -> Self {
+        Self { spans }
+    }
+
+    pub fn spans(&self) -> &[Span] {
+        &self.spans
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Spans whose parent is not in the trace (normally one: the root).
+    pub fn roots(&self) -> Vec<&Span> {
+        self.spans
+            .iter()
+            .filter(|s| !self.spans.iter().any(|p| p.span_id == s.parent_span_id))
+            .collect()
+    }
+
+    pub fn children(&self, parent: &Span) -> Vec<&Span> {
+        let mut children: Vec<&Span> = self
+            .spans
+            .iter()
+            .filter(|s| s.parent_span_id == parent.span_id)
+            .collect();
+        children.sort_by_key(|s| s.start_ns);
+        children
+    }
+
+    /// Spans of `service` named `name`.
+    pub fn find(&self, service: &str, name: &str) -> Vec<&Span> {
+        self.spans
+            .iter()
+            .filter(|s| s.service() == service && s.name == name)
+            .collect()
+    }
+
+    /// The one span of `service` named `name`; panics with the tree when there are none or more.
+    pub fn one(&self, service: &str, name: &str) -> &Span {
+        let found = self.find(service, name);
+        assert!(
+            found.len() == 1,
+            "expected one '{name}' span of {service}, found {}:\n{}",
+            found.len(),
+            self.render()
+        );
+        found[0]
+    }
+
+    /// Counts spans of `service` named `name` (for "is the trace complete yet?").
+    pub fn count(&self, service: &str, name: &str) -> usize {
+        self.find(service, name).len()
+    }
+
+    /// The tree as indented text: service, kind, name, status and duration of every span.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for root in self.roots() {
+            self.render_into(root, 0, &mut out);
+        }
+        out
+    }
+
+    fn render_into(&self, span: &Span, depth: usize, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "{:indent$}{} {:?} '{}' {:?} {:.1} ms",
+            "",
+            span.service(),
+            span.kind,
+            span.name,
+            span.status,
+            span.duration_ns() as f64 / 1e6,
+            indent = depth * 2
+        );
+        for child in self.children(span) {
+            self.render_into(child, depth + 1, out);
+        }
+    }
+}
+
+/// What a trace of `/roll-async` holds, as found by [`assert_roll_async`].
+pub struct RollAsync<'a> {
+    /// The dice-roller's SERVER span `GET /roll-async`.
+    pub server: &'a Span,
+    /// Its CLIENT spans to the die-service (one, or N with `fetch=each`).
+    pub clients: Vec<&'a Span>,
+    /// The die-service SERVER spans `GET /dice/{type}`, one under each client span.
+    pub die_service: Vec<&'a Span>,
+    /// The N `roll` spans, ordered by `roll.index`.
+    pub rolls: Vec<&'a Span>,
+}
+
+/// Asserts the dice-roller part of a Roll Multiple trace: the server span, `fetches` client spans
+/// each with a die-service server span under it, and `times` `roll` spans under the server span
+/// with `die.type`, distinct `roll.index` 0..times, and `roll.value` unless the roll failed (then
+/// status Error).
+pub fn assert_roll_async<'a>(trace: &'a Trace, die: &str, times: usize, fetches: usize) -> RollAsync<'a> {
+    let server = trace.one("dice-roller", "GET /roll-async");
+    assert_server(server, "/roll-async", 200);
+    let children = trace.children(server);
+    let clients: Vec<&Span> = children.iter().copied().filter(|s| s.kind == Kind::Client).collect();
+    assert_eq!(clients.len(), fetches, "die-service calls under the roller:\n{}", trace.render());
+    let die_service = clients
+        .iter()
+        .map(|client| assert_die_service_call(trace, client, die))
+        .collect();
+
+    let mut rolls: Vec<&Span> = children.iter().copied().filter(|s| s.name == "roll").collect();
+    assert_eq!(rolls.len(), times, "roll spans under the roller:\n{}", trace.render());
+    rolls.sort_by_key(|s| s.attr("roll.index").as_i64());
+    let indexes: BTreeSet<i64> = rolls.iter().filter_map(|s| s.attr("roll.index").as_i64()).collect();
+    assert_eq!(indexes, (0..times as i64).collect(), "roll.index must number the rolls 0..N");
+    for roll in &rolls {
+        assert_roll(roll, die);
+    }
+    RollAsync {
+        server,
+        clients,
+        die_service,
+        rolls,
+    }
+}
+
+/// What a trace of `/roll` holds, as found by [`assert_roll_sync`].
+pub struct RollSync<'a> {
+    pub server: &'a Span,
+    pub client: &'a Span,
+    pub die_service: &'a Span,
+    pub roll: &'a Span,
+}
+
+/// Asserts the dice-roller part of a Roll Once trace: server span, one client span with the
+/// die-service server span under it, and one `roll` span without `roll.index`.
+pub fn assert_roll_sync<'a>(trace: &'a Trace, die: &str, status: u16) -> RollSync<'a> {
+    let server = trace.one("dice-roller", "GET /roll");
+    assert_server(server, "/roll", status);
+    let children = trace.children(server);
+    let client = children
+        .iter()
+        .copied()
+        .find(|s| s.kind == Kind::Client)
+        .unwrap_or_else(|| panic!("no client span under the roller:\n{}", trace.render()));
+    let die_service = assert_die_service_call(trace, client, die);
+    let roll = children
+        .iter()
+        .copied()
+        .find(|s| s.name == "roll")
+        .unwrap_or_else(|| panic!("no roll span under the roller:\n{}", trace.render()));
+    assert_roll(roll, die);
+    assert_eq!(roll.attr("roll.index"), &Value::Null, "a sync roll has no roll.index");
+    RollSync {
+        server,
+        client,
+        die_service,
+        roll,
+    }
+}
+
+/// A roller CLIENT span to the die-service, and the die-service SERVER span under it.
+fn assert_die_service_call<'a>(trace: &'a Trace, client: &'a Span, die: &str) -> &'a Span {
+    assert_eq!(client.service(), "dice-roller");
+    assert_client(client, 200);
+    let url = client.attr("url.full").as_str().unwrap_or_default();
+    assert!(url.ends_with(&format!("/dice/{die}")), "url.full is {url}");
+    let under: Vec<&Span> = trace.children(client);
+    assert_eq!(under.len(), 1, "one die-service span under each call:\n{}", trace.render());
+    let served = under[0];
+    assert_eq!(served.service(), "die-service");
+    assert_eq!(served.name, "GET /dice/{type}");
+    assert_server(served, "/dice/{type}", 200);
+    served
+}
+
+/// A `roll` span: INTERNAL, `die.type`, and either `roll.value` or status Error.
+pub fn assert_roll(roll: &Span, die: &str) {
+    assert_eq!(roll.kind, Kind::Internal, "roll span kind");
+    assert_eq!(roll.service(), "dice-roller");
+    assert_eq!(roll.attr("die.type"), &Value::from(die));
+    match roll.status {
+        StatusCode::Error => {
+            assert_eq!(roll.attr("roll.value"), &Value::Null, "a failed roll has no value");
+            assert_eq!(roll.status_message, format!("die '{die}' failed"));
+        }
+        _ => assert!(roll.attr("roll.value").is_i64(), "roll.value on {roll:?}"),
+    }
+}
+
+/// A SERVER span following the HTTP semantic conventions.
+pub fn assert_server(span: &Span, route: &str, status: u16) {
+    assert_eq!(span.kind, Kind::Server, "{} is a server span", span.name);
+    assert_eq!(span.name, format!("GET {route}"));
+    assert_eq!(span.attr("http.request.method"), &Value::from("GET"));
+    assert_eq!(span.attr("http.route"), &Value::from(route));
+    assert_eq!(span.attr("url.scheme"), &Value::from("http"));
+    assert!(span.attr("url.path").is_string(), "url.path on {}", span.name);
+    assert!(span.attr("server.address").is_string(), "server.address on {}", span.name);
+    assert!(span.attr("server.port").is_i64(), "server.port on {}", span.name);
+    assert_eq!(span.attr("http.response.status_code"), &Value::from(status));
+    if status >= 500 {
+        assert_eq!(span.status, StatusCode::Error, "a 5xx server span is an error");
+        assert_eq!(span.attr("error.type"), &Value::from(status.to_string()));
+    } else {
+        assert_ne!(span.status, StatusCode::Error, "a {status} server span is no error");
+    }
+}
+
+/// A CLIENT span following the HTTP semantic conventions.
+pub fn assert_client(span: &Span, status: u16) {
+    assert_eq!(span.kind, Kind::Client, "{} is a client span", span.name);
+    assert_eq!(span.name, "GET");
+    assert_eq!(span.attr("http.request.method"), &Value::from("GET"));
+    assert!(span.attr("url.full").is_string());
+    assert!(span.attr("server.address").is_string());
+    assert!(span.attr("server.port").is_i64());
+    assert_eq!(span.attr("http.response.status_code"), &Value::from(status));
+}
+
+/// The resource every dice-lab span carries.
+pub fn assert_resource(span: &Span, service: &str) {
+    assert_eq!(span.service(), service);
+    assert_eq!(span.resource.get("service.namespace"), Some(&Value::from("dice-lab")));
+    assert!(
+        span.resource.get("service.version").is_some_and(Value::is_string),
+        "service.version on {service}"
+    );
+}
+
+/// The most spans running at one instant.
+pub fn max_concurrency(spans: &[&Span]) -> usize {
+    let mut edges: Vec<(u64, i32)> = spans
+        .iter()
+        .flat_map(|s| [(s.start_ns, 1), (s.end_ns, -1)])
+        .collect();
+    // At equal times, ends before starts: touching spans do not overlap.
+    edges.sort();
+    let (mut now, mut most) = (0i32, 0i32);
+    for (_, step) in edges {
+        now += step;
+        most = most.max(now);
+    }
+    most as usize
+}
+
+/// The sum of the spans' durations.
+pub fn total_duration_ns(spans: &[&Span]) -> u64 {
+    spans.iter().map(|s| s.duration_ns()).sum()
+}
