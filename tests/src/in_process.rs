@@ -43,7 +43,12 @@ pub async fn die_service(dice_file: Option<PathBuf>) -> Running {
         listen: loopback(),
         dice_file,
     };
-    Running::start(die_service::build(&settings).await.expect("die-service starts")).await
+    Running::start(
+        die_service::build(&settings)
+            .await
+            .expect("die-service starts"),
+    )
+    .await
 }
 
 /// Dice-roller settings for a test: no roll delay, a 1 s upstream time-out, the default maximum.
@@ -59,5 +64,10 @@ pub fn roller_settings(die_service_url: &str) -> dice_roller::Settings {
 
 /// A dice-roller with `settings`.
 pub async fn dice_roller(settings: dice_roller::Settings) -> Running {
-    Running::start(dice_roller::build(&settings).await.expect("dice-roller starts")).await
+    Running::start(
+        dice_roller::build(&settings)
+            .await
+            .expect("dice-roller starts"),
+    )
+    .await
 }

@@ -22,7 +22,10 @@ pub const BINARIES: &[&str] = &["die-service", "dice-roller"];
 /// The path of a service binary, built on first use.
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let dir = BUILT.get_or_init(build).as_ref().unwrap_or_else(|e| panic!("{e}"));
+    let dir = BUILT
+        .get_or_init(build)
+        .as_ref()
+        .unwrap_or_else(|e| panic!("{e}"));
     dir.join(name)
 }
 
@@ -107,7 +110,10 @@ impl Service {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("{name} exited at start-up with {status}");
             }
-            assert!(Instant::now() < deadline, "{name} did not start listening in time");
+            assert!(
+                Instant::now() < deadline,
+                "{name} did not start listening in time"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
         Self {
@@ -159,7 +165,11 @@ impl Service {
     pub async fn terminate(&mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(sent.is_ok_and(|s| s.success()), "cannot signal {}", self.name);
+        assert!(
+            sent.is_ok_and(|s| s.success()),
+            "cannot signal {}",
+            self.name
+        );
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(status) = self.child.try_wait().expect("waitable child") {
@@ -175,5 +185,39 @@ impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// What a service printed before it exited on its own.
+pub struct Exited {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `name` with `args` and expects it to exit by itself within 10 s (a start-up error).
+pub fn run_to_exit(name: &str, args: &[&str], env: &[(&str, &str)]) -> Exited {
+    let mut child = Command::new(binary(name))
+        .args(args)
+        .env("OTEL_SDK_DISABLED", "true")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().expect("waitable child").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{name} {args:?} kept running; it should have refused to start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output of an exited child");
+    Exited {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }

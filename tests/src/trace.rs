@@ -120,22 +120,52 @@ pub struct RollAsync<'a> {
 /// each with a die-service server span under it, and `times` `roll` spans under the server span
 /// with `die.type`, distinct `roll.index` 0..times, and `roll.value` unless the roll failed (then
 /// status Error).
-pub fn assert_roll_async<'a>(trace: &'a Trace, die: &str, times: usize, fetches: usize) -> RollAsync<'a> {
+pub fn assert_roll_async<'a>(
+    trace: &'a Trace,
+    die: &str,
+    times: usize,
+    fetches: usize,
+) -> RollAsync<'a> {
     let server = trace.one("dice-roller", "GET /roll-async");
     assert_server(server, "/roll-async", 200);
     let children = trace.children(server);
-    let clients: Vec<&Span> = children.iter().copied().filter(|s| s.kind == Kind::Client).collect();
-    assert_eq!(clients.len(), fetches, "die-service calls under the roller:\n{}", trace.render());
+    let clients: Vec<&Span> = children
+        .iter()
+        .copied()
+        .filter(|s| s.kind == Kind::Client)
+        .collect();
+    assert_eq!(
+        clients.len(),
+        fetches,
+        "die-service calls under the roller:\n{}",
+        trace.render()
+    );
     let die_service = clients
         .iter()
         .map(|client| assert_die_service_call(trace, client, die))
         .collect();
 
-    let mut rolls: Vec<&Span> = children.iter().copied().filter(|s| s.name == "roll").collect();
-    assert_eq!(rolls.len(), times, "roll spans under the roller:\n{}", trace.render());
+    let mut rolls: Vec<&Span> = children
+        .iter()
+        .copied()
+        .filter(|s| s.name == "roll")
+        .collect();
+    assert_eq!(
+        rolls.len(),
+        times,
+        "roll spans under the roller:\n{}",
+        trace.render()
+    );
     rolls.sort_by_key(|s| s.attr("roll.index").as_i64());
-    let indexes: BTreeSet<i64> = rolls.iter().filter_map(|s| s.attr("roll.index").as_i64()).collect();
-    assert_eq!(indexes, (0..times as i64).collect(), "roll.index must number the rolls 0..N");
+    let indexes: BTreeSet<i64> = rolls
+        .iter()
+        .filter_map(|s| s.attr("roll.index").as_i64())
+        .collect();
+    assert_eq!(
+        indexes,
+        (0..times as i64).collect(),
+        "roll.index must number the rolls 0..N"
+    );
     for roll in &rolls {
         assert_roll(roll, die);
     }
@@ -173,7 +203,11 @@ pub fn assert_roll_sync<'a>(trace: &'a Trace, die: &str, status: u16) -> RollSyn
         .find(|s| s.name == "roll")
         .unwrap_or_else(|| panic!("no roll span under the roller:\n{}", trace.render()));
     assert_roll(roll, die);
-    assert_eq!(roll.attr("roll.index"), &Value::Null, "a sync roll has no roll.index");
+    assert_eq!(
+        roll.attr("roll.index"),
+        &Value::Null,
+        "a sync roll has no roll.index"
+    );
     RollSync {
         server,
         client,
@@ -189,7 +223,12 @@ fn assert_die_service_call<'a>(trace: &'a Trace, client: &'a Span, die: &str) ->
     let url = client.attr("url.full").as_str().unwrap_or_default();
     assert!(url.ends_with(&format!("/dice/{die}")), "url.full is {url}");
     let under: Vec<&Span> = trace.children(client);
-    assert_eq!(under.len(), 1, "one die-service span under each call:\n{}", trace.render());
+    assert_eq!(
+        under.len(),
+        1,
+        "one die-service span under each call:\n{}",
+        trace.render()
+    );
     let served = under[0];
     assert_eq!(served.service(), "die-service");
     assert_eq!(served.name, "GET /dice/{type}");
@@ -204,7 +243,11 @@ pub fn assert_roll(roll: &Span, die: &str) {
     assert_eq!(roll.attr("die.type"), &Value::from(die));
     match roll.status {
         StatusCode::Error => {
-            assert_eq!(roll.attr("roll.value"), &Value::Null, "a failed roll has no value");
+            assert_eq!(
+                roll.attr("roll.value"),
+                &Value::Null,
+                "a failed roll has no value"
+            );
             assert_eq!(roll.status_message, format!("die '{die}' failed"));
         }
         _ => assert!(roll.attr("roll.value").is_i64(), "roll.value on {roll:?}"),
@@ -218,15 +261,35 @@ pub fn assert_server(span: &Span, route: &str, status: u16) {
     assert_eq!(span.attr("http.request.method"), &Value::from("GET"));
     assert_eq!(span.attr("http.route"), &Value::from(route));
     assert_eq!(span.attr("url.scheme"), &Value::from("http"));
-    assert!(span.attr("url.path").is_string(), "url.path on {}", span.name);
-    assert!(span.attr("server.address").is_string(), "server.address on {}", span.name);
-    assert!(span.attr("server.port").is_i64(), "server.port on {}", span.name);
+    assert!(
+        span.attr("url.path").is_string(),
+        "url.path on {}",
+        span.name
+    );
+    assert!(
+        span.attr("server.address").is_string(),
+        "server.address on {}",
+        span.name
+    );
+    assert!(
+        span.attr("server.port").is_i64(),
+        "server.port on {}",
+        span.name
+    );
     assert_eq!(span.attr("http.response.status_code"), &Value::from(status));
     if status >= 500 {
-        assert_eq!(span.status, StatusCode::Error, "a 5xx server span is an error");
+        assert_eq!(
+            span.status,
+            StatusCode::Error,
+            "a 5xx server span is an error"
+        );
         assert_eq!(span.attr("error.type"), &Value::from(status.to_string()));
     } else {
-        assert_ne!(span.status, StatusCode::Error, "a {status} server span is no error");
+        assert_ne!(
+            span.status,
+            StatusCode::Error,
+            "a {status} server span is no error"
+        );
     }
 }
 
@@ -244,9 +307,14 @@ pub fn assert_client(span: &Span, status: u16) {
 /// The resource every dice-lab span carries.
 pub fn assert_resource(span: &Span, service: &str) {
     assert_eq!(span.service(), service);
-    assert_eq!(span.resource.get("service.namespace"), Some(&Value::from("dice-lab")));
+    assert_eq!(
+        span.resource.get("service.namespace"),
+        Some(&Value::from("dice-lab"))
+    );
     assert!(
-        span.resource.get("service.version").is_some_and(Value::is_string),
+        span.resource
+            .get("service.version")
+            .is_some_and(Value::is_string),
         "service.version on {service}"
     );
 }

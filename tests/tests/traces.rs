@@ -7,8 +7,7 @@ use lab_tests::fixtures::{TEST_DICE, dice_file, traceparent};
 use lab_tests::otlp::{Receiver, StatusCode};
 use lab_tests::process::Service;
 use lab_tests::trace::{
-    Trace, assert_resource, assert_roll_async, assert_roll_sync, max_concurrency,
-    total_duration_ns,
+    Trace, assert_resource, assert_roll_async, assert_roll_sync, max_concurrency, total_duration_ns,
 };
 use serde_json::Value;
 
@@ -42,7 +41,12 @@ impl Lab {
         )
         .await;
         let url = die_service.url();
-        let mut args = vec!["--die-service-url", url.as_str(), "--roll-delay-ms", "20..80"];
+        let mut args = vec![
+            "--die-service-url",
+            url.as_str(),
+            "--roll-delay-ms",
+            "20..80",
+        ];
         args.extend_from_slice(roller_args);
         let mut env = otel.to_vec();
         env.extend_from_slice(roller_env);
@@ -77,7 +81,9 @@ impl Lab {
             .wait_for_trace(trace_id, WAIT, |t| {
                 t.count("dice-roller", "roll") == rolls
                     && t.count("die-service", "GET /dice/{type}") == served
-                    && t.count("dice-roller", "GET /roll-async") + t.count("dice-roller", "GET /roll") == 1
+                    && t.count("dice-roller", "GET /roll-async")
+                        + t.count("dice-roller", "GET /roll")
+                        == 1
             })
             .await
     }
@@ -91,12 +97,18 @@ async fn roll_once_is_one_chain_across_both_services() {
     let trace = lab.trace(&trace_id, 1, 1).await;
     let sync = assert_roll_sync(&trace, "fair", 200);
 
-    assert_eq!(sync.server.parent_span_id, parent, "the caller's span is the parent");
+    assert_eq!(
+        sync.server.parent_span_id, parent,
+        "the caller's span is the parent"
+    );
     assert_eq!(sync.client.parent_span_id, sync.server.span_id);
     assert_eq!(sync.die_service.parent_span_id, sync.client.span_id);
     assert_eq!(sync.roll.parent_span_id, sync.server.span_id);
     assert_eq!(sync.roll.attr("roll.value"), &body["roll"]);
-    assert_eq!(sync.die_service.attr("url.path"), &Value::from("/dice/fair"));
+    assert_eq!(
+        sync.die_service.attr("url.path"),
+        &Value::from("/dice/fair")
+    );
     assert_eq!(trace.len(), 4, "{}", trace.render());
     assert_resource(sync.server, "dice-roller");
     assert_resource(sync.die_service, "die-service");
@@ -106,15 +118,24 @@ async fn roll_once_is_one_chain_across_both_services() {
 async fn roll_multiple_runs_n_roll_spans_at_the_same_time() {
     let lab = Lab::start(&["--max-times", "100"]).await;
     for times in [1, 10, 100] {
-        let (trace_id, _, status, body) =
-            lab.get(&format!("/roll-async?die=fair&times={times}")).await;
+        let (trace_id, _, status, body) = lab
+            .get(&format!("/roll-async?die=fair&times={times}"))
+            .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["count"], times);
         let trace = lab.trace(&trace_id, times, 1).await;
         let shape = assert_roll_async(&trace, "fair", times, 1);
 
-        let values: Vec<Value> = shape.rolls.iter().map(|r| r.attr("roll.value").clone()).collect();
-        assert_eq!(Value::Array(values), body["rolls"], "span values match the answer, in order");
+        let values: Vec<Value> = shape
+            .rolls
+            .iter()
+            .map(|r| r.attr("roll.value").clone())
+            .collect();
+        assert_eq!(
+            Value::Array(values),
+            body["rolls"],
+            "span values match the answer, in order"
+        );
         for roll in &shape.rolls {
             assert_eq!(roll.parent_span_id, shape.server.span_id);
         }
@@ -127,7 +148,10 @@ async fn roll_multiple_runs_n_roll_spans_at_the_same_time() {
                 "N={times}: rolls took {sum} ns in all but the request only {} ns",
                 shape.server.duration_ns()
             );
-            assert!(max_concurrency(&shape.rolls) >= 2, "N={times}: rolls overlapped");
+            assert!(
+                max_concurrency(&shape.rolls) >= 2,
+                "N={times}: rolls overlapped"
+            );
         }
         // The spec was fetched once, before any roll started.
         let fetched = shape.clients[0];
@@ -184,12 +208,22 @@ async fn failed_rolls_are_error_spans() {
     assert_eq!(sync.roll.status, StatusCode::Error);
 
     let (trace_id, _, status, body) = lab.get("/roll-async?die=half&times=40").await;
-    assert_eq!(status, 200, "a failed roll in a batch is data, not an error");
+    assert_eq!(
+        status, 200,
+        "a failed roll in a batch is data, not an error"
+    );
     let trace = lab.trace(&trace_id, 40, 1).await;
     let shape = assert_roll_async(&trace, "half", 40, 1);
-    let errors = shape.rolls.iter().filter(|r| r.status == StatusCode::Error).count();
+    let errors = shape
+        .rolls
+        .iter()
+        .filter(|r| r.status == StatusCode::Error)
+        .count();
     assert_eq!(Value::from(errors), body["failed"]);
-    assert!(errors > 0 && errors < 40, "{errors} of 40 failed at error_rate 0.5");
+    assert!(
+        errors > 0 && errors < 40,
+        "{errors} of 40 failed at error_rate 0.5"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -202,7 +236,9 @@ async fn log_lines_carry_the_ids_of_the_exported_spans() {
 
     let roll_lines = lab
         .roller
-        .wait_for_logs(WAIT, 10, |l| l["trace_id"] == trace_id.as_str() && l["roll_index"].is_u64())
+        .wait_for_logs(WAIT, 10, |l| {
+            l["trace_id"] == trace_id.as_str() && l["roll_index"].is_u64()
+        })
         .await;
     assert_eq!(roll_lines.len(), 10, "one line per concurrent roll");
     for line in &roll_lines {
@@ -213,12 +249,18 @@ async fn log_lines_carry_the_ids_of_the_exported_spans() {
         assert_eq!(line["roll_value"], *span.attr("roll.value"));
         assert_eq!(line["service"], "dice-roller");
         assert_eq!(line["level"], "info");
-        assert!(line["timestamp"].as_str().is_some_and(|t| t.ends_with('Z') && t.contains('T')));
+        assert!(
+            line["timestamp"]
+                .as_str()
+                .is_some_and(|t| t.ends_with('Z') && t.contains('T'))
+        );
     }
 
     let access = lab
         .roller
-        .wait_for_logs(WAIT, 1, |l| l["trace_id"] == trace_id.as_str() && l["route"] == "/roll-async")
+        .wait_for_logs(WAIT, 1, |l| {
+            l["trace_id"] == trace_id.as_str() && l["route"] == "/roll-async"
+        })
         .await;
     assert_eq!(access.len(), 1, "one access line per request");
     assert_eq!(access[0]["span_id"], shape.server.span_id.as_str());
@@ -228,7 +270,9 @@ async fn log_lines_carry_the_ids_of_the_exported_spans() {
 
     let served = lab
         .die_service
-        .wait_for_logs(WAIT, 1, |l| l["trace_id"] == trace_id.as_str() && l["route"] == "/dice/{type}")
+        .wait_for_logs(WAIT, 1, |l| {
+            l["trace_id"] == trace_id.as_str() && l["route"] == "/dice/{type}"
+        })
         .await;
     assert_eq!(served[0]["span_id"], shape.die_service[0].span_id.as_str());
     assert_eq!(served[0]["service"], "die-service");
@@ -249,15 +293,27 @@ async fn sigterm_flushes_spans_that_were_still_queued() {
     assert_eq!(status, 200);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        lab.receiver.spans().iter().filter(|s| s.service() == "dice-roller").count(),
+        lab.receiver
+            .spans()
+            .iter()
+            .filter(|s| s.service() == "dice-roller")
+            .count(),
         0,
         "nothing is exported before shutdown"
     );
     let exit = lab.roller.terminate().await;
-    assert!(exit.success(), "the roller exits cleanly on SIGTERM: {exit}");
+    assert!(
+        exit.success(),
+        "the roller exits cleanly on SIGTERM: {exit}"
+    );
     let trace = lab.trace(&trace_id, 5, 1).await;
     assert_roll_async(&trace, "fair", 5, 1);
-    assert!(lab.roller.logs().iter().any(|l| l["message"] == "telemetry flushed"));
+    assert!(
+        lab.roller
+            .logs()
+            .iter()
+            .any(|l| l["message"] == "telemetry flushed")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -272,7 +328,10 @@ async fn no_collector_costs_one_warning_and_no_requests() {
     let roller = Service::start(
         "dice-roller",
         &["--die-service-url", &url, "--roll-delay-ms", "0"],
-        &[("OTEL_EXPORTER_OTLP_ENDPOINT", &closed), ("OTEL_BSP_SCHEDULE_DELAY", "50")],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &closed),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ],
     )
     .await;
     let http = reqwest::Client::new();
@@ -286,7 +345,11 @@ async fn no_collector_costs_one_warning_and_no_requests() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     roller
-        .wait_for_logs(WAIT, 1, |l| l["message"].as_str().is_some_and(|m| m.starts_with("cannot export spans")))
+        .wait_for_logs(WAIT, 1, |l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("cannot export spans"))
+        })
         .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let warnings: Vec<Value> = roller
@@ -294,7 +357,11 @@ async fn no_collector_costs_one_warning_and_no_requests() {
         .into_iter()
         .filter(|l| l["level"] == "warn" || l["level"] == "error")
         .collect();
-    assert_eq!(warnings.len(), 1, "one warning, not one per batch: {warnings:#?}");
+    assert_eq!(
+        warnings.len(),
+        1,
+        "one warning, not one per batch: {warnings:#?}"
+    );
     assert_eq!(warnings[0]["endpoint"], format!("{closed}/v1/traces"));
 }
 
@@ -304,7 +371,10 @@ async fn standard_otel_variables_are_honoured() {
         &[],
         &[
             ("OTEL_SERVICE_NAME", "roller-renamed"),
-            ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=workshop"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "deployment.environment.name=workshop",
+            ),
         ],
     )
     .await;
@@ -320,23 +390,40 @@ async fn standard_otel_variables_are_honoured() {
     let start = lab.roller.logs();
     assert!(start.iter().any(|l| l["service"] == "roller-renamed"));
 
-    let quiet = Service::start("dice-roller", &["--die-service-url", &lab.die_service.url()], &[
-        ("OTEL_SDK_DISABLED", "true"),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", &lab.receiver.endpoint()),
-    ])
+    let quiet = Service::start(
+        "dice-roller",
+        &["--die-service-url", &lab.die_service.url()],
+        &[
+            ("OTEL_SDK_DISABLED", "true"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &lab.receiver.endpoint()),
+        ],
+    )
     .await;
     let before = lab.receiver.requests();
-    let response = reqwest::get(format!("{}/roll?die=fixed", quiet.url())).await.unwrap();
+    let response = reqwest::get(format!("{}/roll?die=fixed", quiet.url()))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let access = quiet
         .wait_for_logs(WAIT, 1, |l| l["route"] == "/roll")
         .await;
-    assert!(access[0].get("trace_id").is_none(), "no ids when tracing is off");
+    assert!(
+        access[0].get("trace_id").is_none(),
+        "no ids when tracing is off"
+    );
     let settings = &quiet.logs()[0];
     assert_eq!(settings["traces_endpoint"], "disabled");
-    assert_eq!(settings["settings"]["max_times"], 100, "effective settings as JSON");
+    assert_eq!(
+        settings["settings"]["max_times"], 100,
+        "effective settings as JSON"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let roller_spans = lab.receiver.spans().iter().filter(|s| s.attr("die.type") == "fixed").count();
+    let roller_spans = lab
+        .receiver
+        .spans()
+        .iter()
+        .filter(|s| s.attr("die.type") == "fixed")
+        .count();
     assert_eq!(roller_spans, 0, "OTEL_SDK_DISABLED=true exports nothing");
     assert!(lab.receiver.requests() >= before);
 }

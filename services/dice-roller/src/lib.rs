@@ -24,7 +24,10 @@ pub use rolling::DelayRange;
 
 /// Start-up settings: flags, each with an environment variable.
 #[derive(Clone, Debug, Serialize, clap::Parser)]
-#[command(version, about = "Rolls dice-lab's dice, one at a time or many at once.")]
+#[command(
+    version,
+    about = "Rolls dice-lab's dice, one at a time or many at once."
+)]
 pub struct Settings {
     /// Address to listen on; use 0.0.0.0:8401 in a container.
     #[arg(long, env = "DICE_ROLLER_LISTEN", default_value = "127.0.0.1:8401")]
@@ -75,10 +78,12 @@ pub fn routes(settings: &Settings) -> Result<warp::filters::BoxedFilter<(Respons
         server::route(
             &http,
             "/roll",
-            warp::path!("roll").and(server::raw_query()).map(move |query: String| {
-                let roller = roller.clone();
-                async move { roller.roll(&query).await }
-            }),
+            warp::path!("roll")
+                .and(server::raw_query())
+                .map(move |query: String| {
+                    let roller = roller.clone();
+                    async move { roller.roll(&query).await }
+                }),
         )
     };
     let roll_async = server::route(

@@ -36,9 +36,7 @@ const QUOTE_LEN: usize = 40;
 impl RollQuery {
     pub fn parse(query: &str) -> Result<Self, String> {
         let mut params = Params::parse(query, "/roll", &["die"])?;
-        Ok(Self {
-            die: params.die()?,
-        })
+        Ok(Self { die: params.die()? })
     }
 }
 
@@ -81,7 +79,10 @@ impl Params {
                     allowed.join(", ")
                 ));
             }
-            if params.insert(name.to_string(), value.into_owned()).is_some() {
+            if params
+                .insert(name.to_string(), value.into_owned())
+                .is_some()
+            {
                 return Err(format!("parameter '{name}' is given more than once"));
             }
         }
@@ -95,7 +96,10 @@ impl Params {
     fn die(&mut self) -> Result<String, String> {
         match self.take("die") {
             Some(die) if !die.trim().is_empty() => Ok(die.trim().to_owned()),
-            _ => Err("die is required, for example ?die=fair (GET /dice on the die-service lists them)".into()),
+            _ => Err(
+                "die is required, for example ?die=fair (GET /dice on the die-service lists them)"
+                    .into(),
+            ),
         }
     }
 }
@@ -117,8 +121,14 @@ mod tests {
     fn good_queries_parse() {
         assert_eq!(RollQuery::parse("die=fair").unwrap().die, "fair");
         let q = RollAsyncQuery::parse("die=d20&times=100&fetch=each", 100).unwrap();
-        assert_eq!((q.die.as_str(), q.times, q.fetch), ("d20", 100, Fetch::Each));
-        assert_eq!(RollAsyncQuery::parse("times=1&die=x", 100).unwrap().fetch, Fetch::Once);
+        assert_eq!(
+            (q.die.as_str(), q.times, q.fetch),
+            ("d20", 100, Fetch::Each)
+        );
+        assert_eq!(
+            RollAsyncQuery::parse("times=1&die=x", 100).unwrap().fetch,
+            Fetch::Once
+        );
     }
 
     #[test]
@@ -133,13 +143,34 @@ mod tests {
 
     #[test]
     fn other_mistakes_are_named() {
-        assert!(RollQuery::parse("").unwrap_err().starts_with("die is required"));
-        assert!(RollQuery::parse("die=").unwrap_err().starts_with("die is required"));
-        assert!(RollQuery::parse("die=a&die=b").unwrap_err().contains("more than once"));
-        assert!(RollQuery::parse("die=a&colour=red").unwrap_err().contains("no parameter 'colour'"));
+        assert!(
+            RollQuery::parse("")
+                .unwrap_err()
+                .starts_with("die is required")
+        );
+        assert!(
+            RollQuery::parse("die=")
+                .unwrap_err()
+                .starts_with("die is required")
+        );
+        assert!(
+            RollQuery::parse("die=a&die=b")
+                .unwrap_err()
+                .contains("more than once")
+        );
+        assert!(
+            RollQuery::parse("die=a&colour=red")
+                .unwrap_err()
+                .contains("no parameter 'colour'")
+        );
         let fetch = RollAsyncQuery::parse("die=a&times=2&fetch=twice", 100).unwrap_err();
         assert_eq!(fetch, "fetch must be 'once' or 'each', got 'twice'");
         let long = "x".repeat(10_000);
-        assert!(RollAsyncQuery::parse(&format!("die=a&times={long}"), 100).unwrap_err().len() < 120);
+        assert!(
+            RollAsyncQuery::parse(&format!("die=a&times={long}"), 100)
+                .unwrap_err()
+                .len()
+                < 120
+        );
     }
 }

@@ -159,7 +159,7 @@ impl Roller {
             batch_size: metrics::histogram(
                 registry,
                 "async_roll_batch_size",
-                "Rolls asked for per /roll-async request.",
+                "Rolls per /roll-async request that rolled (a batch refused for a bad die is not counted).",
                 &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0],
             ),
             in_progress: metrics::int_gauge(
@@ -193,8 +193,18 @@ impl Roller {
             Err(refusal) => return refusal.into_response(),
         };
         let span = roll_span(&query.die, None);
-        match self.roll_once(&query.die, &spec, Mode::Sync, None).instrument(span).await {
-            Roll::Value(roll) => json(StatusCode::OK, &OneRoll { die: &query.die, roll }),
+        match self
+            .roll_once(&query.die, &spec, Mode::Sync, None)
+            .instrument(span)
+            .await
+        {
+            Roll::Value(roll) => json(
+                StatusCode::OK,
+                &OneRoll {
+                    die: &query.die,
+                    roll,
+                },
+            ),
             Roll::Failed => json_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("die '{}' failed", query.die),
@@ -208,9 +218,9 @@ impl Roller {
             Ok(query) => query,
             Err(message) => return json_error(StatusCode::BAD_REQUEST, message),
         };
-        self.0.batch_size.observe(f64::from(query.times));
         match self.roll_many(&query).await {
             Ok(rolls) => {
+                self.0.batch_size.observe(f64::from(query.times));
                 let failed = rolls.iter().filter(|r| r.is_none()).count();
                 let total = rolls.iter().flatten().sum();
                 json(
@@ -246,11 +256,19 @@ impl Roller {
                 let spec = match once {
                     Some(spec) => spec,
                     // Each roll's own fetch hangs off the request span, beside the roll spans.
-                    None => Arc::new(roller.fetch_spec(&die).instrument(request_span.clone()).await?),
+                    None => Arc::new(
+                        roller
+                            .fetch_spec(&die)
+                            .instrument(request_span.clone())
+                            .await?,
+                    ),
                 };
                 let span = roll_span(&die, Some(index));
                 let _ = span.set_parent(request_span.context());
-                let roll = roller.roll_once(&die, &spec, Mode::Async, Some(index)).instrument(span).await;
+                let roll = roller
+                    .roll_once(&die, &spec, Mode::Async, Some(index))
+                    .instrument(span)
+                    .await;
                 Ok::<_, Refusal>((index, roll))
             });
         }
@@ -278,7 +296,8 @@ impl Roller {
 
     /// One roll inside the current (`roll`) span: the delay, the draw, the records.
     async fn roll_once(&self, die: &str, spec: &DieSpec, mode: Mode, index: Option<usize>) -> Roll {
-        let _in_progress = matches!(mode, Mode::Async).then(|| InProgress::start(&self.0.in_progress));
+        let _in_progress =
+            matches!(mode, Mode::Async).then(|| InProgress::start(&self.0.in_progress));
         let delay = self.delay_for(spec);
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
@@ -288,7 +307,10 @@ impl Roller {
         match roll {
             Roll::Value(value) => {
                 span.record("roll.value", value);
-                self.0.rolls.with_label_values(&[die, mode.label(), "success"]).inc();
+                self.0
+                    .rolls
+                    .with_label_values(&[die, mode.label(), "success"])
+                    .inc();
                 self.0
                     .results
                     .with_label_values(&[die, &value.to_string()])
@@ -304,7 +326,10 @@ impl Roller {
             Roll::Failed => {
                 span.record("error.type", "roll_failed");
                 span.set_status(Status::error(format!("die '{die}' failed")));
-                self.0.rolls.with_label_values(&[die, mode.label(), "error"]).inc();
+                self.0
+                    .rolls
+                    .with_label_values(&[die, mode.label(), "error"])
+                    .inc();
                 tracing::warn!(
                     die_type = die,
                     roll_index = index,

@@ -93,7 +93,10 @@ pub enum LoadError {
     #[error("cannot read dice file '{file}': {error}")]
     Read { file: String, error: std::io::Error },
     #[error("dice file '{file}' is not a JSON object of dice: {error}")]
-    Syntax { file: String, error: serde_json::Error },
+    Syntax {
+        file: String,
+        error: serde_json::Error,
+    },
     #[error("dice file '{file}' holds no dice")]
     Empty { file: String },
     #[error("dice file '{file}': die '{die}': {problem}")]
@@ -152,12 +155,13 @@ pub fn parse(file: &str, text: &str) -> Result<Catalog, LoadError> {
                 die: die.clone(),
                 problem: error.to_string(),
             })?;
-            spec.validate().map_err(|(field, problem)| LoadError::Field {
-                file: file.into(),
-                die: die.clone(),
-                field,
-                problem,
-            })?;
+            spec.validate()
+                .map_err(|(field, problem)| LoadError::Field {
+                    file: file.into(),
+                    die: die.clone(),
+                    field,
+                    problem,
+                })?;
             Ok((die, spec))
         })
         .collect()
@@ -212,9 +216,15 @@ mod tests {
             "dice file 'test.json': die 'bad': field 'delay_ms' minimum 5 is greater than maximum 1"
         );
         let unknown = error_of(r#"{"bad": {"faces": [1], "error_rate": 0, "colour": "red"}}"#);
-        assert!(unknown.starts_with("dice file 'test.json': die 'bad': unknown field `colour`"), "{unknown}");
+        assert!(
+            unknown.starts_with("dice file 'test.json': die 'bad': unknown field `colour`"),
+            "{unknown}"
+        );
         let missing = error_of(r#"{"bad": {"faces": [1]}}"#);
-        assert!(missing.contains("die 'bad'") && missing.contains("error_rate"), "{missing}");
+        assert!(
+            missing.contains("die 'bad'") && missing.contains("error_rate"),
+            "{missing}"
+        );
         assert!(error_of("[1, 2]").starts_with("dice file 'test.json' is not a JSON object"));
         assert!(error_of("{}").contains("holds no dice"));
         assert!(error_of(r#"{"a b": {"faces": [1], "error_rate": 0}}"#).contains("die 'a b'"));
@@ -232,6 +242,10 @@ mod tests {
         let rolls: Vec<Roll> = (0..10_000).map(|_| die.roll(&mut rng)).collect();
         let failed = rolls.iter().filter(|r| **r == Roll::Failed).count();
         assert!((4_500..5_500).contains(&failed), "{failed} of 10000 failed");
-        assert!(rolls.iter().all(|r| matches!(r, Roll::Failed | Roll::Value(0 | 6))));
+        assert!(
+            rolls
+                .iter()
+                .all(|r| matches!(r, Roll::Failed | Roll::Value(0 | 6)))
+        );
     }
 }

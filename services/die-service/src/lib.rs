@@ -140,5 +140,8 @@ fn unknown_die(die: &str, catalog: &Catalog) -> String {
     let shown: String = die.chars().take(dice::MAX_TYPE_LEN).collect();
     let ellipsis = if shown.len() < die.len() { "…" } else { "" };
     let known: Vec<&str> = catalog.keys().map(String::as_str).collect();
-    format!("unknown die '{shown}{ellipsis}'; known dice: {}", known.join(", "))
+    format!(
+        "unknown die '{shown}{ellipsis}'; known dice: {}",
+        known.join(", ")
+    )
 }

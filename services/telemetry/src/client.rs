@@ -130,7 +130,10 @@ impl Upstream {
         let result = self.send(url, headers).instrument(span.clone()).await;
         match &result {
             Ok(answer) => {
-                span.record("http.response.status_code", i64::from(answer.status.as_u16()));
+                span.record(
+                    "http.response.status_code",
+                    i64::from(answer.status.as_u16()),
+                );
                 if answer.status.is_client_error() || answer.status.is_server_error() {
                     span.record("error.type", answer.status.as_str());
                     span.set_status(Status::error(answer.status.to_string()));
@@ -144,7 +147,11 @@ impl Upstream {
         result
     }
 
-    async fn send(&self, url: reqwest::Url, headers: http::HeaderMap) -> Result<Answer, UpstreamError> {
+    async fn send(
+        &self,
+        url: reqwest::Url,
+        headers: http::HeaderMap,
+    ) -> Result<Answer, UpstreamError> {
         let fail = |error: reqwest::Error| self.classify(&url, error);
         let response = self
             .client

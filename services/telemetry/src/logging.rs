@@ -67,7 +67,10 @@ struct Fields<'a>(&'a mut Map<String, Value>);
 
 impl Visit for Fields<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.insert(field, serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number));
+        self.insert(
+            field,
+            serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number),
+        );
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.insert(field, Value::from(value));

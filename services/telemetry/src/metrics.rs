@@ -70,7 +70,9 @@ pub fn encode(registry: &Registry) -> String {
 
 pub fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter");
-    registry.register(Box::new(metric.clone())).expect("registered once");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("registered once");
     metric
 }
 
@@ -83,19 +85,25 @@ pub fn histogram_vec(
 ) -> HistogramVec {
     let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
     let metric = HistogramVec::new(opts, labels).expect("valid histogram");
-    registry.register(Box::new(metric.clone())).expect("registered once");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("registered once");
     metric
 }
 
 pub fn int_gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
     let metric = IntGauge::new(name, help).expect("valid gauge");
-    registry.register(Box::new(metric.clone())).expect("registered once");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("registered once");
     metric
 }
 
 pub fn histogram(registry: &Registry, name: &str, help: &str, buckets: &[f64]) -> Histogram {
     let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
     let metric = Histogram::with_opts(opts).expect("valid histogram");
-    registry.register(Box::new(metric.clone())).expect("registered once");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("registered once");
     metric
 }

@@ -34,7 +34,11 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const UNMATCHED: &str = "unmatched";
 
 /// Wraps one route. `filter` must match the path only and yield the future that answers it.
-pub fn route<F, Fut>(http: &HttpMetrics, template: &'static str, filter: F) -> BoxedFilter<(Response,)>
+pub fn route<F, Fut>(
+    http: &HttpMetrics,
+    template: &'static str,
+    filter: F,
+) -> BoxedFilter<(Response,)>
 where
     F: Filter<Extract = (Fut,), Error = Rejection> + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response> + Send + 'static,
@@ -54,9 +58,10 @@ where
                             StatusCode::METHOD_NOT_ALLOWED,
                             format!("{template} answers GET, not {method}"),
                         );
-                        response
-                            .headers_mut()
-                            .insert(http::header::ALLOW, http::HeaderValue::from_static("GET, HEAD"));
+                        response.headers_mut().insert(
+                            http::header::ALLOW,
+                            http::HeaderValue::from_static("GET, HEAD"),
+                        );
                         response
                     };
                     observe(&http, Some(template), request, refuse).await
@@ -88,7 +93,8 @@ pub fn healthz(http: &HttpMetrics) -> BoxedFilter<(Response,)> {
     route(
         http,
         "/healthz",
-        warp::path!("healthz").map(|| async { json(StatusCode::OK, &serde_json::json!({"status": "ok"})) }),
+        warp::path!("healthz")
+            .map(|| async { json(StatusCode::OK, &serde_json::json!({"status": "ok"})) }),
     )
 }
 
@@ -129,7 +135,10 @@ pub struct Server {
 
 impl Server {
     /// Binds `address`, naming it in the error when that fails (a port in use, say).
-    pub async fn bind(address: SocketAddr, routes: BoxedFilter<(Response,)>) -> Result<Self, String> {
+    pub async fn bind(
+        address: SocketAddr,
+        routes: BoxedFilter<(Response,)>,
+    ) -> Result<Self, String> {
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .map_err(|e| format!("cannot listen on {address}: {e}"))?;
@@ -215,13 +224,15 @@ fn request() -> impl Filter<Extract = (Request,), Error = std::convert::Infallib
         .and(raw_query())
         .and(warp::header::headers_cloned())
         .and(warp::addr::remote())
-        .map(|method, path: warp::path::FullPath, query, headers, peer| Request {
-            method,
-            path: path.as_str().to_owned(),
-            query,
-            headers,
-            peer,
-        })
+        .map(
+            |method, path: warp::path::FullPath, query, headers, peer| Request {
+                method,
+                path: path.as_str().to_owned(),
+                query,
+                headers,
+                peer,
+            },
+        )
 }
 
 /// Runs `answer` inside the request's SERVER span, then records the outcome everywhere.
@@ -268,7 +279,11 @@ async fn observe(
     response
 }
 
-fn server_span(method: &'static str, template: Option<&'static str>, request: &Request) -> tracing::Span {
+fn server_span(
+    method: &'static str,
+    template: Option<&'static str>,
+    request: &Request,
+) -> tracing::Span {
     let name = match template {
         Some(template) => format!("{method} {template}"),
         None => method.to_owned(),
@@ -306,13 +321,17 @@ fn server_span(method: &'static str, template: Option<&'static str>, request: &R
 
 /// `server.address` and `server.port` from the `Host` header (port 80 when it names none).
 fn host_and_port(headers: &HeaderMap) -> (Option<String>, Option<i64>) {
-    let Some(host) = headers.get(http::header::HOST).and_then(|v| v.to_str().ok()) else {
+    let Some(host) = headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+    else {
         return (None, None);
     };
     match host.rsplit_once(':') {
-        Some((name, port)) if !name.contains(':') || name.ends_with(']') => {
-            (Some(name.to_owned()), port.parse::<u16>().ok().map(i64::from))
-        }
+        Some((name, port)) if !name.contains(':') || name.ends_with(']') => (
+            Some(name.to_owned()),
+            port.parse::<u16>().ok().map(i64::from),
+        ),
         _ => (Some(host.to_owned()), Some(80)),
     }
 }
