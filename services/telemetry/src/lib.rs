@@ -48,6 +48,7 @@ pub const SERVICE_NAMESPACE: &str = "dice-lab";
 /// [`Telemetry::shutdown`] after the server has stopped.
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
+    logs: logging::Writer,
     /// The `service.name` actually in use (after `OTEL_SERVICE_NAME`).
     pub service_name: String,
     /// Where spans go, or `None` when `OTEL_SDK_DISABLED=true`.
@@ -86,7 +87,7 @@ pub fn init(info: ServiceInfo) -> Result<Telemetry, Error> {
         .add_directive(quiet("opentelemetry_sdk"))
         .add_directive(quiet("opentelemetry_otlp"))
         .add_directive(quiet("opentelemetry_http"));
-    let json = logging::JsonLines::new(service_name.clone());
+    let (json, logs) = logging::JsonLines::new(service_name.clone());
     let otel = provider.as_ref().map(|p| {
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer(info.name))
@@ -95,6 +96,7 @@ pub fn init(info: ServiceInfo) -> Result<Telemetry, Error> {
             .with_threads(false)
             .with_target(false)
             .with_level(false)
+            .with_tracked_inactivity(false)
     });
     tracing_subscriber::registry()
         .with(otel)
@@ -105,26 +107,29 @@ pub fn init(info: ServiceInfo) -> Result<Telemetry, Error> {
 
     Ok(Telemetry {
         provider,
+        logs,
         service_name,
         traces_endpoint,
     })
 }
 
 impl Telemetry {
-    /// Flushes queued spans and stops the exporter. Runs the blocking flush off the async threads.
-    pub async fn shutdown(mut self) {
-        let Some(provider) = self.provider.take() else {
-            return;
-        };
-        let flushed = tokio::task::spawn_blocking(move || {
-            provider.shutdown_with_timeout(Duration::from_secs(5))
-        })
-        .await;
-        match flushed {
-            Ok(Ok(())) => tracing::info!("telemetry flushed"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "telemetry flush failed"),
-            Err(e) => tracing::warn!(error = %e, "telemetry flush panicked"),
+    /// Flushes queued spans and stops the exporter, then writes the queued log lines. Runs the
+    /// blocking work off the async threads.
+    pub async fn shutdown(self) {
+        let Self { provider, logs, .. } = self;
+        if let Some(provider) = provider {
+            let flushed = tokio::task::spawn_blocking(move || {
+                provider.shutdown_with_timeout(Duration::from_secs(5))
+            })
+            .await;
+            match flushed {
+                Ok(Ok(())) => tracing::info!("telemetry flushed"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "telemetry flush failed"),
+                Err(e) => tracing::warn!(error = %e, "telemetry flush panicked"),
+            }
         }
+        let _ = tokio::task::spawn_blocking(move || logs.close()).await;
     }
 }
 

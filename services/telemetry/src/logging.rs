@@ -6,102 +6,202 @@
 //! `span_id` taken from the OpenTelemetry context that the span activated on entry, so they equal the
 //! ids of the span that is exported. A field named `settings` that holds a JSON object is written as
 //! that object, so the start-up line shows the effective settings as structured data.
+//!
+//! A concurrent batch logs one line per roll, so lines are built without intermediate maps and
+//! handed to one writer thread, which writes whatever has queued up in one system call. The queue
+//! is bounded: when stdout cannot keep up, loggers wait rather than lose lines. [`Writer::close`]
+//! drains it at shutdown.
 
 use std::io::Write as _;
+use std::sync::{Arc, RwLock};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 use opentelemetry::trace::TraceContextExt as _;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::Context;
 
+/// Lines that may wait for the writer thread before loggers block.
+const QUEUE: usize = 16 * 1024;
+
 /// The layer; `service` is the `service.name` in use.
 pub(crate) struct JsonLines {
-    service: Value,
+    service: String,
+    queue: Queue,
+}
+
+/// The way to the writer thread; `None` once closed.
+type Queue = Arc<RwLock<Option<SyncSender<Vec<u8>>>>>;
+
+/// The writer thread; [`Writer::close`] flushes what is queued and stops it.
+pub(crate) struct Writer {
+    queue: Queue,
+    thread: JoinHandle<()>,
 }
 
 impl JsonLines {
-    pub(crate) fn new(service: String) -> Self {
-        Self {
-            service: Value::String(service),
+    pub(crate) fn new(service: String) -> (Self, Writer) {
+        let (send, receive) = sync_channel(QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("json-logs".into())
+            .spawn(move || write_lines(receive))
+            .expect("a thread for the log writer");
+        let queue: Queue = Arc::new(RwLock::new(Some(send)));
+        let layer = Self {
+            service,
+            queue: queue.clone(),
+        };
+        (layer, Writer { queue, thread })
+    }
+
+    fn emit(&self, line: Vec<u8>) {
+        let queue = self.queue.read().unwrap_or_else(|e| e.into_inner());
+        let unsent = match queue.as_ref() {
+            Some(queue) => queue.send(line).err().map(|e| e.0),
+            None => Some(line),
+        };
+        // After shutdown (or if the writer died) lines go straight to stdout. A closed stdout must
+        // not take the service down; the line is lost either way.
+        if let Some(line) = unsent {
+            let _ = std::io::stdout().lock().write_all(&line);
         }
+    }
+}
+
+impl Writer {
+    /// Writes what is queued, then stops the thread; later lines are written directly.
+    pub(crate) fn close(self) {
+        self.queue.write().unwrap_or_else(|e| e.into_inner()).take();
+        let _ = self.thread.join();
+    }
+}
+
+fn write_lines(queue: Receiver<Vec<u8>>) {
+    let stdout = std::io::stdout();
+    let mut batch = Vec::with_capacity(64 * 1024);
+    while let Ok(line) = queue.recv() {
+        batch.extend_from_slice(&line);
+        while batch.len() < 256 * 1024 {
+            match queue.try_recv() {
+                Ok(line) => batch.extend_from_slice(&line),
+                Err(_) => break,
+            }
+        }
+        // A closed stdout must not take the service down; the lines are lost either way.
+        let mut out = stdout.lock();
+        let _ = out.write_all(&batch).and_then(|()| out.flush());
+        batch.clear();
     }
 }
 
 impl<S: Subscriber> tracing_subscriber::Layer<S> for JsonLines {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        let mut line = Map::new();
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+
+        let mut line = Vec::with_capacity(256 + fields.rest.len());
         let timestamp = OffsetDateTime::now_utc()
             .format(&Rfc3339)
             .unwrap_or_default();
-        line.insert("timestamp".into(), Value::String(timestamp));
-        let level = event.metadata().level().as_str().to_ascii_lowercase();
-        line.insert("level".into(), Value::String(level));
-        line.insert("message".into(), Value::String(String::new()));
-        line.insert("service".into(), self.service.clone());
-        line.insert(
-            "target".into(),
-            Value::String(event.metadata().target().to_owned()),
-        );
-        event.record(&mut Fields(&mut line));
+        line.extend_from_slice(b"{\"timestamp\":\"");
+        line.extend_from_slice(timestamp.as_bytes());
+        line.extend_from_slice(b"\",\"level\":\"");
+        line.extend_from_slice(level(event.metadata().level()).as_bytes());
+        line.extend_from_slice(b"\",\"message\":");
+        string(&mut line, &fields.message);
+        line.extend_from_slice(b",\"service\":");
+        string(&mut line, &self.service);
+        line.extend_from_slice(b",\"target\":");
+        string(&mut line, event.metadata().target());
+        line.extend_from_slice(&fields.rest);
 
         let cx = opentelemetry::Context::current();
         let span = cx.span();
         let ids = span.span_context();
         if ids.is_valid() {
-            line.insert("trace_id".into(), Value::String(ids.trace_id().to_string()));
-            line.insert("span_id".into(), Value::String(ids.span_id().to_string()));
+            line.extend_from_slice(b",\"trace_id\":\"");
+            line.extend_from_slice(ids.trace_id().to_string().as_bytes());
+            line.extend_from_slice(b"\",\"span_id\":\"");
+            line.extend_from_slice(ids.span_id().to_string().as_bytes());
+            line.push(b'"');
         }
-
-        let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
-        bytes.push(b'\n');
-        // A closed stdout must not take the service down; the line is lost either way.
-        let _ = std::io::stdout().lock().write_all(&bytes);
+        line.extend_from_slice(b"}\n");
+        self.emit(line);
     }
 }
 
-/// Copies an event's fields into the JSON object, keeping numbers and booleans typed.
-struct Fields<'a>(&'a mut Map<String, Value>);
+fn level(level: &tracing::Level) -> &'static str {
+    match *level {
+        tracing::Level::ERROR => "error",
+        tracing::Level::WARN => "warn",
+        tracing::Level::INFO => "info",
+        tracing::Level::DEBUG => "debug",
+        tracing::Level::TRACE => "trace",
+    }
+}
 
-impl Visit for Fields<'_> {
+/// A JSON string literal.
+fn string(out: &mut Vec<u8>, text: &str) {
+    serde_json::to_writer(out, text).expect("writing a string into a Vec cannot fail");
+}
+
+/// The event's message, and its other fields as `,"name":value` pairs, numbers and booleans
+/// typed.
+#[derive(Default)]
+struct Fields {
+    message: String,
+    rest: Vec<u8>,
+}
+
+impl Fields {
+    fn key(&mut self, field: &Field) {
+        self.rest.push(b',');
+        string(&mut self.rest, field.name());
+        self.rest.push(b':');
+    }
+
+    fn value(&mut self, field: &Field, value: impl serde::Serialize) {
+        self.key(field);
+        serde_json::to_writer(&mut self.rest, &value).expect("writing into a Vec cannot fail");
+    }
+}
+
+impl Visit for Fields {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.insert(
-            field,
-            serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number),
-        );
+        self.value(field, value);
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.insert(field, Value::from(value));
+        self.value(field, value);
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.insert(field, Value::from(value));
+        self.value(field, value);
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.insert(field, Value::Bool(value));
+        self.value(field, value);
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.insert(field, Value::String(value.to_owned()));
+        if field.name() == "message" {
+            value.clone_into(&mut self.message);
+        } else {
+            self.value(field, value);
+        }
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.insert(field, Value::String(value.to_string()));
+        self.value(field, value.to_string());
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         let text = format!("{value:?}");
-        let value = match field.name() {
-            "settings" => serde_json::from_str(&text)
-                .ok()
-                .filter(Value::is_object)
-                .unwrap_or(Value::String(text)),
-            _ => Value::String(text),
-        };
-        self.insert(field, value);
-    }
-}
-
-impl Fields<'_> {
-    fn insert(&mut self, field: &Field, value: Value) {
-        self.0.insert(field.name().to_owned(), value);
+        match field.name() {
+            "message" => self.message = text,
+            "settings" => match serde_json::from_str::<Value>(&text) {
+                Ok(object) if object.is_object() => self.value(field, object),
+                _ => self.value(field, text),
+            },
+            _ => self.value(field, text),
+        }
     }
 }
