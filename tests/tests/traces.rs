@@ -308,12 +308,11 @@ async fn sigterm_flushes_spans_that_were_still_queued() {
     );
     let trace = lab.trace(&trace_id, 5, 1).await;
     assert_roll_async(&trace, "fair", 5, 1);
-    assert!(
-        lab.roller
-            .logs()
-            .iter()
-            .any(|l| l["message"] == "telemetry flushed")
-    );
+    assert!(lab.roller.logs().iter().any(|l| {
+        l["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("telemetry stopped"))
+    }));
 }
 
 #[tokio::test(flavor = "multi_thread")]

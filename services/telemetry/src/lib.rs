@@ -22,9 +22,9 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::resource::{EnvResourceDetector, TelemetryResourceDetector};
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 pub use metrics::HttpMetrics;
 
@@ -97,6 +97,11 @@ pub fn init(info: ServiceInfo) -> Result<Telemetry, Error> {
             .with_target(false)
             .with_level(false)
             .with_tracked_inactivity(false)
+            // Log events go to stdout (and Loki) with the span ids; copying each one into its span
+            // as a span event would double what is exported for a batch of rolls.
+            .with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
+                metadata.is_span()
+            }))
     });
     tracing_subscriber::registry()
         .with(otel)
@@ -124,7 +129,9 @@ impl Telemetry {
             })
             .await;
             match flushed {
-                Ok(Ok(())) => tracing::info!("telemetry flushed"),
+                Ok(Ok(())) => {
+                    tracing::info!("telemetry stopped; queued spans were handed to the exporter")
+                }
                 Ok(Err(e)) => tracing::warn!(error = %e, "telemetry flush failed"),
                 Err(e) => tracing::warn!(error = %e, "telemetry flush panicked"),
             }

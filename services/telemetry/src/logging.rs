@@ -8,13 +8,13 @@
 //! that object, so the start-up line shows the effective settings as structured data.
 //!
 //! A concurrent batch logs one line per roll, so lines are built without intermediate maps and
-//! handed to one writer thread, which writes whatever has queued up in one system call. The queue
-//! is bounded: when stdout cannot keep up, loggers wait rather than lose lines. [`Writer::close`]
-//! drains it at shutdown.
+//! appended to a shared buffer that one writer thread empties, writing whatever has gathered in one
+//! system call. Loggers wake the writer only when the buffer was empty, so a busy service does not
+//! pay a thread wake-up per line. The buffer is bounded: when stdout cannot keep up, loggers wait
+//! rather than lose lines. [`Writer::close`] drains it at shutdown.
 
 use std::io::Write as _;
-use std::sync::{Arc, RwLock};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use opentelemetry::trace::TraceContextExt as _;
@@ -25,76 +25,119 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::Context;
 
-/// Lines that may wait for the writer thread before loggers block.
-const QUEUE: usize = 16 * 1024;
+/// Bytes that may wait for the writer thread before loggers block.
+const BUFFER_LIMIT: usize = 4 * 1024 * 1024;
 
 /// The layer; `service` is the `service.name` in use.
 pub(crate) struct JsonLines {
     service: String,
-    queue: Queue,
+    shared: Arc<Shared>,
 }
 
-/// The way to the writer thread; `None` once closed.
-type Queue = Arc<RwLock<Option<SyncSender<Vec<u8>>>>>;
-
-/// The writer thread; [`Writer::close`] flushes what is queued and stops it.
+/// The writer thread; [`Writer::close`] flushes what is buffered and stops it.
 pub(crate) struct Writer {
-    queue: Queue,
+    shared: Arc<Shared>,
     thread: JoinHandle<()>,
+}
+
+/// Lines waiting for the writer, and the signals between loggers and writer.
+struct Shared {
+    buffer: Mutex<Buffer>,
+    /// Signalled when the buffer stops being empty, or on close.
+    filled: Condvar,
+    /// Signalled when the writer has taken the buffer.
+    drained: Condvar,
+}
+
+#[derive(Default)]
+struct Buffer {
+    lines: Vec<u8>,
+    closed: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Buffer> {
+        self.buffer.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl JsonLines {
     pub(crate) fn new(service: String) -> (Self, Writer) {
-        let (send, receive) = sync_channel(QUEUE);
-        let thread = std::thread::Builder::new()
-            .name("json-logs".into())
-            .spawn(move || write_lines(receive))
-            .expect("a thread for the log writer");
-        let queue: Queue = Arc::new(RwLock::new(Some(send)));
+        let shared = Arc::new(Shared {
+            buffer: Mutex::new(Buffer::default()),
+            filled: Condvar::new(),
+            drained: Condvar::new(),
+        });
+        let thread = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("json-logs".into())
+                .spawn(move || write_lines(&shared))
+                .expect("a thread for the log writer")
+        };
         let layer = Self {
             service,
-            queue: queue.clone(),
+            shared: shared.clone(),
         };
-        (layer, Writer { queue, thread })
+        (layer, Writer { shared, thread })
     }
 
-    fn emit(&self, line: Vec<u8>) {
-        let queue = self.queue.read().unwrap_or_else(|e| e.into_inner());
-        let unsent = match queue.as_ref() {
-            Some(queue) => queue.send(line).err().map(|e| e.0),
-            None => Some(line),
-        };
-        // After shutdown (or if the writer died) lines go straight to stdout. A closed stdout must
-        // not take the service down; the line is lost either way.
-        if let Some(line) = unsent {
-            let _ = std::io::stdout().lock().write_all(&line);
+    fn emit(&self, line: &[u8]) {
+        let mut buffer = self.shared.lock();
+        while buffer.lines.len() > BUFFER_LIMIT && !buffer.closed {
+            buffer = self
+                .shared
+                .drained
+                .wait(buffer)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        if buffer.closed {
+            drop(buffer);
+            // After shutdown lines go straight to stdout. A closed stdout must not take the
+            // service down; the line is lost either way.
+            let _ = std::io::stdout().lock().write_all(line);
+            return;
+        }
+        let was_empty = buffer.lines.is_empty();
+        buffer.lines.extend_from_slice(line);
+        drop(buffer);
+        if was_empty {
+            self.shared.filled.notify_one();
         }
     }
 }
 
 impl Writer {
-    /// Writes what is queued, then stops the thread; later lines are written directly.
+    /// Writes what is buffered, then stops the thread; later lines are written directly.
     pub(crate) fn close(self) {
-        self.queue.write().unwrap_or_else(|e| e.into_inner()).take();
+        self.shared.lock().closed = true;
+        self.shared.filled.notify_one();
+        self.shared.drained.notify_all();
         let _ = self.thread.join();
     }
 }
 
-fn write_lines(queue: Receiver<Vec<u8>>) {
+fn write_lines(shared: &Shared) {
     let stdout = std::io::stdout();
-    let mut batch = Vec::with_capacity(64 * 1024);
-    while let Ok(line) = queue.recv() {
-        batch.extend_from_slice(&line);
-        while batch.len() < 256 * 1024 {
-            match queue.try_recv() {
-                Ok(line) => batch.extend_from_slice(&line),
-                Err(_) => break,
-            }
+    let mut spare = Vec::with_capacity(64 * 1024);
+    loop {
+        let mut buffer = shared.lock();
+        while buffer.lines.is_empty() && !buffer.closed {
+            buffer = shared
+                .filled
+                .wait(buffer)
+                .unwrap_or_else(|e| e.into_inner());
         }
+        if buffer.lines.is_empty() {
+            return;
+        }
+        std::mem::swap(&mut buffer.lines, &mut spare);
+        drop(buffer);
+        shared.drained.notify_all();
         // A closed stdout must not take the service down; the lines are lost either way.
         let mut out = stdout.lock();
-        let _ = out.write_all(&batch).and_then(|()| out.flush());
-        batch.clear();
+        let _ = out.write_all(&spare).and_then(|()| out.flush());
+        spare.clear();
     }
 }
 
@@ -130,7 +173,7 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for JsonLines {
             line.push(b'"');
         }
         line.extend_from_slice(b"}\n");
-        self.emit(line);
+        self.emit(&line);
     }
 }
 
