@@ -57,6 +57,22 @@ fn build() -> Result<PathBuf, String> {
     Ok(profile_dir)
 }
 
+/// The command for a service binary, with no inherited settings that would change what tests see,
+/// stdin closed and stdout piped.
+fn command(name: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(binary(name));
+    command
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("OTEL_SDK_DISABLED")
+        .env_remove("OTEL_SERVICE_NAME")
+        .env_remove("OTEL_RESOURCE_ATTRIBUTES")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    command
+}
+
 /// A running service process. Dropping it kills the process.
 pub struct Service {
     name: String,
@@ -69,15 +85,7 @@ impl Service {
     /// Starts `name` listening on a free loopback port with extra `args` and `env`, and waits
     /// until it says it is listening.
     pub async fn start(name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(binary(name))
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .env_remove("RUST_LOG")
-            .env_remove("OTEL_SDK_DISABLED")
-            .env_remove("OTEL_SERVICE_NAME")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+        let mut child = command(name, &[&["--listen", "127.0.0.1:0"], args].concat(), env)
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
@@ -197,15 +205,14 @@ pub struct Exited {
 
 /// Runs `name` with `args` and expects it to exit by itself within 10 s (a start-up error).
 pub fn run_to_exit(name: &str, args: &[&str], env: &[(&str, &str)]) -> Exited {
-    let mut child = Command::new(binary(name))
-        .args(args)
-        .env("OTEL_SDK_DISABLED", "true")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    let mut child = command(
+        name,
+        args,
+        &[&[("OTEL_SDK_DISABLED", "true")], env].concat(),
+    )
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while child.try_wait().expect("waitable child").is_none() {
         if Instant::now() > deadline {

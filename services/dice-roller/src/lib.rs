@@ -96,14 +96,9 @@ pub fn routes(settings: &Settings) -> Result<warp::filters::BoxedFilter<(Respons
                 async move { roller.roll_async(&query).await }
             }),
     );
-    Ok(roll
-        .or(roll_async)
-        .unify()
-        .or(server::healthz(&http))
-        .unify()
-        .or(server::metrics(&http, registry))
-        .unify()
-        .or(server::not_found(&http))
-        .unify()
-        .boxed())
+    Ok(server::app(
+        roll.or(roll_async).unify().boxed(),
+        &http,
+        registry,
+    ))
 }

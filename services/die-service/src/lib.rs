@@ -94,15 +94,7 @@ pub fn routes(catalog: Catalog) -> warp::filters::BoxedFilter<(Response,)> {
             async move { get_die(&state, &die) }
         }),
     );
-    list.or(one)
-        .unify()
-        .or(server::healthz(&http))
-        .unify()
-        .or(server::metrics(&http, registry))
-        .unify()
-        .or(server::not_found(&http))
-        .unify()
-        .boxed()
+    server::app(list.or(one).unify().boxed(), &http, registry)
 }
 
 /// A die with its type, as both routes return it.

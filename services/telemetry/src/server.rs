@@ -71,8 +71,24 @@ where
         .boxed()
 }
 
+/// A service's own routes, then `/healthz`, `/metrics` and, for any other path, a JSON 404.
+pub fn app(
+    routes: BoxedFilter<(Response,)>,
+    http: &HttpMetrics,
+    registry: prometheus::Registry,
+) -> BoxedFilter<(Response,)> {
+    routes
+        .or(healthz(http))
+        .unify()
+        .or(metrics(http, registry))
+        .unify()
+        .or(not_found(http))
+        .unify()
+        .boxed()
+}
+
 /// The last route: a JSON 404 for any path no other route matched.
-pub fn not_found(http: &HttpMetrics) -> BoxedFilter<(Response,)> {
+fn not_found(http: &HttpMetrics) -> BoxedFilter<(Response,)> {
     let http = http.clone();
     request()
         .then(move |request: Request| {
@@ -89,7 +105,7 @@ pub fn not_found(http: &HttpMetrics) -> BoxedFilter<(Response,)> {
 }
 
 /// `/healthz`: 200 once the service is serving.
-pub fn healthz(http: &HttpMetrics) -> BoxedFilter<(Response,)> {
+fn healthz(http: &HttpMetrics) -> BoxedFilter<(Response,)> {
     route(
         http,
         "/healthz",
@@ -99,7 +115,7 @@ pub fn healthz(http: &HttpMetrics) -> BoxedFilter<(Response,)> {
 }
 
 /// `/metrics`: the registry in the Prometheus text format.
-pub fn metrics(http: &HttpMetrics, registry: prometheus::Registry) -> BoxedFilter<(Response,)> {
+fn metrics(http: &HttpMetrics, registry: prometheus::Registry) -> BoxedFilter<(Response,)> {
     route(
         http,
         "/metrics",
