@@ -98,9 +98,9 @@ impl Upstream {
         })
     }
 
-    /// The upstream's base URL.
-    pub fn base_url(&self) -> &str {
-        self.base.as_str()
+    /// The upstream's name, as errors say it.
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 
     /// `GET` a path (already percent-encoded, with any query) below the base URL.

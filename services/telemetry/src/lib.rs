@@ -178,6 +178,16 @@ pub async fn run_service<S: serde::Serialize>(
     std::process::ExitCode::SUCCESS
 }
 
+/// The trace id of the current span, when it is being traced (32 lowercase hex digits).
+pub fn current_trace_id() -> Option<String> {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    let ids = span.span_context();
+    ids.is_valid().then(|| ids.trace_id().to_string())
+}
+
 /// What can go wrong while setting telemetry up.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -1,0 +1,243 @@
+//! The frontend: the dice-lab page on :8400 and the `/api` routes the page calls.
+//!
+//! `GET /` renders the Sycamore app on the server with the dice listed by the die-service, so the
+//! first paint is complete; the browser then loads the WebAssembly from `/assets/` and hydrates it.
+//! `/api/dice`, `/api/roll` and `/api/roll-async` pass the request on to the die-service or the
+//! dice-roller and return the upstream JSON (and status) with the `trace_id` of the trace they
+//! started: the frontend's SERVER span is the root of every user interaction, with a CLIENT span
+//! for the call behind it. [`build`] returns the server bound to the configured address.
+
+mod assets;
+mod page;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use frontend_ui::{Die, Initial};
+use prometheus::IntCounterVec;
+use serde::Serialize;
+use serde_json::Value;
+use telemetry::client::{Upstream, UpstreamError};
+use telemetry::server::{self, Server, json, json_error};
+use telemetry::{HttpMetrics, metrics};
+use warp::Filter as _;
+use warp::http::StatusCode;
+use warp::reply::{Reply as _, Response};
+
+/// Start-up settings: flags, each with an environment variable.
+#[derive(Clone, Debug, Serialize, clap::Parser)]
+#[command(version, about = "Serves the dice-lab page and the API behind it.")]
+pub struct Settings {
+    /// Address to listen on; use 0.0.0.0:8400 in a container.
+    #[arg(long, env = "FRONTEND_LISTEN", default_value = "127.0.0.1:8400")]
+    pub listen: SocketAddr,
+    /// Base URL of the die-service.
+    #[arg(long, env = "DIE_SERVICE_URL", default_value = "http://127.0.0.1:8402")]
+    pub die_service_url: String,
+    /// Base URL of the dice-roller.
+    #[arg(long, env = "DICE_ROLLER_URL", default_value = "http://127.0.0.1:8401")]
+    pub dice_roller_url: String,
+    /// The dice-roller's largest `times`, checked in the page before a request is sent.
+    #[arg(long, env = "MAX_TIMES", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_times: u32,
+    /// Grafana's base URL; when set, each trace id links to Grafana Explore.
+    #[arg(long, env = "GRAFANA_URL")]
+    pub grafana_url: Option<String>,
+    /// How long a call to the dice-roller or die-service may take before the frontend answers 504.
+    #[arg(long, env = "UPSTREAM_TIMEOUT_MS", default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub upstream_timeout_ms: u64,
+}
+
+/// The service's name in telemetry.
+pub const SERVICE: telemetry::ServiceInfo = telemetry::ServiceInfo {
+    name: "frontend",
+    version: env!("CARGO_PKG_VERSION"),
+};
+
+/// The `action` label values of `frontend_actions_total`.
+const ACTIONS: [&str; 4] = ["page_view", "list_dice", "roll_once", "roll_multiple"];
+
+/// Binds the server.
+pub async fn build(settings: &Settings) -> Result<Server, String> {
+    Server::bind(settings.listen, routes(settings)?).await
+}
+
+struct State {
+    die_service: Upstream,
+    dice_roller: Upstream,
+    max_times: u32,
+    grafana_url: Option<String>,
+    actions: IntCounterVec,
+}
+
+/// Every route of the service, with its own metrics registry.
+pub fn routes(settings: &Settings) -> Result<warp::filters::BoxedFilter<(Response,)>, String> {
+    let registry = metrics::registry();
+    let http = HttpMetrics::new(&registry);
+    let timeout = Duration::from_millis(settings.upstream_timeout_ms);
+    let actions = metrics::counter_vec(
+        &registry,
+        "frontend_actions_total",
+        "User actions: page views, dice listings, Roll Once and Roll Multiple.",
+        &["action"],
+    );
+    for action in ACTIONS {
+        actions.with_label_values(&[action]);
+    }
+    let state = Arc::new(State {
+        die_service: Upstream::new("die-service", &settings.die_service_url, timeout)?,
+        dice_roller: Upstream::new("dice-roller", &settings.dice_roller_url, timeout)?,
+        max_times: settings.max_times,
+        grafana_url: settings.grafana_url.clone(),
+        actions,
+    });
+
+    let with_state = move || {
+        let state = state.clone();
+        warp::any().map(move || state.clone())
+    };
+    let index = server::route(
+        &http,
+        "/",
+        warp::path::end()
+            .and(with_state())
+            .map(|state: Arc<State>| async move { index(&state).await }),
+    );
+    let asset = server::route(
+        &http,
+        "/assets/{file}",
+        warp::path!("assets" / String).map(|name: String| async move { asset(&name) }),
+    );
+    let dice = server::route(
+        &http,
+        "/api/dice",
+        warp::path!("api" / "dice")
+            .and(with_state())
+            .map(|state: Arc<State>| async move {
+                state.actions.with_label_values(&["list_dice"]).inc();
+                relay(&state.die_service, "dice").await
+            }),
+    );
+    let roll = server::route(
+        &http,
+        "/api/roll",
+        warp::path!("api" / "roll")
+            .and(with_state())
+            .and(server::raw_query())
+            .map(|state: Arc<State>, query: String| async move {
+                state.actions.with_label_values(&["roll_once"]).inc();
+                relay(&state.dice_roller, &format!("roll?{query}")).await
+            }),
+    );
+    let roll_async = server::route(
+        &http,
+        "/api/roll-async",
+        warp::path!("api" / "roll-async")
+            .and(with_state())
+            .and(server::raw_query())
+            .map(|state: Arc<State>, query: String| async move {
+                state.actions.with_label_values(&["roll_multiple"]).inc();
+                relay(&state.dice_roller, &format!("roll-async?{query}")).await
+            }),
+    );
+    let own = index
+        .or(asset)
+        .unify()
+        .or(dice)
+        .unify()
+        .or(roll)
+        .unify()
+        .or(roll_async)
+        .unify()
+        .boxed();
+    Ok(server::app(own, &http, registry))
+}
+
+/// The page, rendered with the dice the die-service lists (or with why it could not).
+async fn index(state: &State) -> Response {
+    state.actions.with_label_values(&["page_view"]).inc();
+    let (dice, error) = match list_dice(&state.die_service).await {
+        Ok(dice) => (dice, None),
+        Err(error) => {
+            tracing::warn!(%error, "cannot list the dice for the page");
+            (
+                Vec::new(),
+                Some(format!(
+                    "The dice cannot be listed: {error}. Reload the page once the die-service is back."
+                )),
+            )
+        }
+    };
+    let initial = Initial {
+        dice,
+        max_times: state.max_times,
+        grafana_url: state.grafana_url.clone(),
+        error,
+    };
+    warp::reply::html(page::document(&initial)).into_response()
+}
+
+async fn list_dice(die_service: &Upstream) -> Result<Vec<Die>, String> {
+    let answer = die_service.get("dice").await.map_err(|e| e.to_string())?;
+    if answer.status != StatusCode::OK {
+        return Err(format!("the die-service answered {}", answer.status));
+    }
+    #[derive(serde::Deserialize)]
+    struct Listing {
+        dice: Vec<Die>,
+    }
+    serde_json::from_slice::<Listing>(&answer.body)
+        .map(|listing| listing.dice)
+        .map_err(|e| format!("the die-service's list cannot be read: {e}"))
+}
+
+fn asset(name: &str) -> Response {
+    match assets::get(name) {
+        Some((bytes, content_type)) => {
+            let mut response = Response::new(bytes.into());
+            let headers = response.headers_mut();
+            headers.insert(
+                warp::http::header::CONTENT_TYPE,
+                content_type.parse().expect("a valid header"),
+            );
+            headers.insert(
+                warp::http::header::CACHE_CONTROL,
+                "no-cache".parse().expect("a valid header"),
+            );
+            response
+        }
+        None => json_error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no asset named '{}'",
+                name.chars().take(40).collect::<String>()
+            ),
+        ),
+    }
+}
+
+/// Passes a GET on to `upstream` and answers with its status and JSON body plus `trace_id`.
+async fn relay(upstream: &Upstream, path_and_query: &str) -> Response {
+    let trace_id = telemetry::current_trace_id();
+    let mut body = match upstream.get(path_and_query).await {
+        Ok(answer) => match serde_json::from_slice::<Value>(&answer.body) {
+            Ok(Value::Object(body)) => (answer.status, body),
+            _ => upstream_failed(UpstreamError::Invalid {
+                name: upstream.name(),
+                detail: format!("a {} without a JSON object", answer.status),
+            }),
+        },
+        Err(error) => upstream_failed(error),
+    };
+    if let Some(trace_id) = trace_id {
+        body.1.insert("trace_id".into(), Value::String(trace_id));
+    }
+    json(body.0, &body.1)
+}
+
+fn upstream_failed(error: UpstreamError) -> (StatusCode, serde_json::Map<String, Value>) {
+    let mut body = serde_json::Map::new();
+    body.insert("error".into(), Value::String(error.to_string()));
+    (error.status(), body)
+}
