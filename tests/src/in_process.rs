@@ -71,3 +71,20 @@ pub async fn dice_roller(settings: dice_roller::Settings) -> Running {
     )
     .await
 }
+
+/// Frontend settings for a test, in front of the given die-service and dice-roller.
+pub fn frontend_settings(die_service_url: &str, dice_roller_url: &str) -> frontend::Settings {
+    frontend::Settings {
+        listen: loopback(),
+        die_service_url: die_service_url.to_owned(),
+        dice_roller_url: dice_roller_url.to_owned(),
+        max_times: 100,
+        grafana_url: None,
+        upstream_timeout_ms: 2000,
+    }
+}
+
+/// A frontend with `settings`.
+pub async fn frontend(settings: frontend::Settings) -> Running {
+    Running::start(frontend::build(&settings).await.expect("frontend starts")).await
+}

@@ -6,8 +6,10 @@
 //! looks like" is written once. [`process`] starts the real service binaries as child processes
 //! (each with its own `service.name`, tracer provider and stdout), reads their JSON log lines, and
 //! stops them with SIGTERM; [`in_process`] runs a service's routes inside the test on port 0, and
-//! [`fixtures`] holds test dice and trace contexts; [`prom`] reads `/metrics` pages.
+//! [`fixtures`] holds test dice and trace contexts; [`prom`] reads `/metrics` pages; [`browser`]
+//! drives headless Chromium over WebDriver.
 
+pub mod browser;
 pub mod fixtures;
 pub mod in_process;
 pub mod otlp;

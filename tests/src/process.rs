@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 /// The service binaries of the workspace that the tests run.
-pub const BINARIES: &[&str] = &["die-service", "dice-roller"];
+pub const BINARIES: &[&str] = &["die-service", "dice-roller", "frontend"];
 
 /// The path of a service binary, built on first use.
 pub fn binary(name: &str) -> PathBuf {

@@ -177,6 +177,35 @@ pub fn assert_roll_async<'a>(
     }
 }
 
+/// The frontend's part of a trace: its SERVER span for `route` as the root of the whole trace, and
+/// the CLIENT span under it whose child is the dice-roller's server span `roller_route`.
+pub fn assert_frontend_root<'a>(
+    trace: &'a Trace,
+    route: &str,
+    roller_route: &str,
+) -> (&'a Span, &'a Span) {
+    let root = trace.one("frontend", &format!("GET {route}"));
+    assert_server(root, route, 200);
+    assert_eq!(root.parent_span_id, "", "the frontend's span is the root");
+    assert_eq!(trace.roots().len(), 1, "one root:\n{}", trace.render());
+    let children = trace.children(root);
+    assert_eq!(
+        children.len(),
+        1,
+        "one call under the frontend:\n{}",
+        trace.render()
+    );
+    let client = children[0];
+    assert_eq!(client.service(), "frontend");
+    assert_client(client, 200);
+    let roller = trace.one("dice-roller", &format!("GET {roller_route}"));
+    assert_eq!(
+        roller.parent_span_id, client.span_id,
+        "the roller continues the frontend's call"
+    );
+    (root, client)
+}
+
 /// What a trace of `/roll` holds, as found by [`assert_roll_sync`].
 pub struct RollSync<'a> {
     pub server: &'a Span,

@@ -5,7 +5,9 @@
 use std::time::{Duration, Instant};
 
 use lab_tests::fixtures::{TEST_DICE, dice_file};
-use lab_tests::in_process::{Running, dice_roller, die_service, roller_settings};
+use lab_tests::in_process::{
+    Running, dice_roller, die_service, frontend, frontend_settings, roller_settings,
+};
 use lab_tests::prom::{self, promtool_check};
 use serde_json::{Value, json};
 
@@ -516,4 +518,154 @@ async fn metrics_count_known_traffic_and_pass_promtool() {
             }
         }
     }
+}
+
+/// The whole chain in this process: die-service, roller, frontend.
+async fn chain() -> (Running, Running, Running) {
+    let (dice, roller) = pair().await;
+    let front = frontend(frontend_settings(&dice.url(), &roller.url())).await;
+    (dice, roller, front)
+}
+
+#[tokio::test]
+async fn the_frontend_api_passes_answers_and_errors_through() {
+    let (_dice, _roller, front) = chain().await;
+    let (status, body) = get(format!("{}/api/roll?die=fixed", front.url())).await;
+    assert_eq!(
+        (status, body),
+        (200, json!({"die": "fixed", "roll": 3})),
+        "no trace_id when tracing is off"
+    );
+    let (status, body) = get(format!("{}/api/roll-async?die=fixed&times=4", front.url())).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["total"], 12);
+    let (status, body) = get(format!("{}/api/dice", front.url())).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["dice"].as_array().unwrap().len(), 4);
+
+    // Bad input gets the roller's own 4xx.
+    for (path, status, message) in [
+        (
+            "/api/roll-async?die=fair&times=101",
+            400,
+            "times must be a whole number from 1 to 100, got '101'",
+        ),
+        (
+            "/api/roll-async?die=fair",
+            400,
+            "times is required: a whole number from 1 to 100",
+        ),
+        ("/api/roll", 400, "die is required"),
+        ("/api/roll?die=nope", 404, "unknown die 'nope'"),
+        ("/api/roll?die=doomed", 500, "die 'doomed' failed"),
+        ("/api/nothing", 404, "no route for /api/nothing"),
+        ("/assets/nothing.js", 404, "no asset named 'nothing.js'"),
+    ] {
+        let (got, body) = get(format!("{}{path}", front.url())).await;
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().starts_with(message),
+            "{path}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_frontend_serves_a_complete_first_paint_and_its_webassembly() {
+    let (_dice, _roller, front) = chain().await;
+    let response = reqwest::get(format!("{}/", front.url())).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = response.text().await.unwrap();
+    for needle in [
+        "<option value=\"fixed\"",
+        "id=\"roll-once\"",
+        "id=\"roll-multiple\"",
+        "id=\"initial-state\"",
+        "/assets/frontend_ui.js",
+    ] {
+        assert!(html.contains(needle), "{needle} is not in the page");
+    }
+    let wasm = reqwest::get(format!("{}/assets/frontend_ui_bg.wasm", front.url()))
+        .await
+        .unwrap();
+    assert_eq!(wasm.headers()["content-type"], "application/wasm");
+    assert!(wasm.bytes().await.unwrap().starts_with(b"\0asm"));
+    let js = reqwest::get(format!("{}/assets/frontend_ui.js", front.url()))
+        .await
+        .unwrap();
+    assert!(
+        js.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+}
+
+#[tokio::test]
+async fn the_frontend_says_when_the_services_behind_it_are_down() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let front = frontend(frontend_settings(&closed, &closed)).await;
+    let (status, body) = get(format!("{}/api/roll?die=fair", front.url())).await;
+    assert_eq!(status, 503);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("dice-roller is unreachable at"),
+        "{body}"
+    );
+    let html = get_text(format!("{}/", front.url())).await;
+    assert!(
+        html.contains("The dice cannot be listed: die-service is unreachable"),
+        "the page explains itself"
+    );
+}
+
+#[tokio::test]
+async fn frontend_metrics_count_actions_and_pass_promtool() {
+    let (_dice, _roller, front) = chain().await;
+    get_text(format!("{}/", front.url())).await;
+    for _ in 0..2 {
+        get(format!("{}/api/roll?die=fixed", front.url())).await;
+    }
+    get(format!("{}/api/roll-async?die=fixed&times=3", front.url())).await;
+    get(format!("{}/api/dice", front.url())).await;
+    let text = get_text(format!("{}/metrics", front.url())).await;
+    promtool_check(&text)
+        .unwrap_or_else(|e| panic!("promtool on the frontend's metrics: {e}\n{text}"));
+    let m = prom::parse(&text);
+    let actions = |action: &str| prom::value(&m, "frontend_actions_total", &[("action", action)]);
+    assert_eq!(actions("page_view"), Some(1.0));
+    assert_eq!(actions("roll_once"), Some(2.0));
+    assert_eq!(actions("roll_multiple"), Some(1.0));
+    assert_eq!(actions("list_dice"), Some(1.0));
+    assert_eq!(
+        prom::value(
+            &m,
+            "http_requests_total",
+            &[
+                ("handler", "/api/roll"),
+                ("method", "GET"),
+                ("status", "200")
+            ]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        prom::value(
+            &m,
+            "http_requests_total",
+            &[("handler", "/"), ("method", "GET"), ("status", "200")]
+        ),
+        Some(1.0)
+    );
 }

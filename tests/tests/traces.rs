@@ -426,3 +426,75 @@ async fn standard_otel_variables_are_honoured() {
     assert_eq!(roller_spans, 0, "OTEL_SDK_DISABLED=true exports nothing");
     assert!(lab.receiver.requests() >= before);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn frontend_api_calls_start_the_trace_and_return_its_id() {
+    let lab = Lab::start(&[]).await;
+    let endpoint = lab.receiver.endpoint();
+    let frontend = Service::start(
+        "frontend",
+        &[
+            "--die-service-url",
+            &lab.die_service.url(),
+            "--dice-roller-url",
+            &lab.roller.url(),
+        ],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    )
+    .await;
+
+    let body: Value = reqwest::get(format!("{}/api/roll?die=fair", frontend.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let trace_id = body["trace_id"]
+        .as_str()
+        .expect("the answer names its trace")
+        .to_owned();
+    let trace = lab
+        .receiver
+        .wait_for_trace(&trace_id, WAIT, |t| {
+            t.count("frontend", "GET /api/roll") == 1
+                && t.count("frontend", "GET") == 1
+                && t.count("dice-roller", "roll") == 1
+                && t.count("die-service", "GET /dice/{type}") == 1
+        })
+        .await;
+    let (root, client) = lab_tests::trace::assert_frontend_root(&trace, "/api/roll", "/roll");
+    assert_resource(root, "frontend");
+    assert!(
+        client
+            .attr("url.full")
+            .as_str()
+            .unwrap()
+            .ends_with("/roll?die=fair")
+    );
+    let sync = assert_roll_sync(&trace, "fair", 200);
+    assert_eq!(sync.roll.attr("roll.value"), &body["roll"]);
+
+    let access = frontend
+        .wait_for_logs(WAIT, 1, |l| l["route"] == "/api/roll")
+        .await;
+    assert_eq!(access[0]["trace_id"], trace_id.as_str());
+    assert_eq!(access[0]["span_id"], root.span_id.as_str());
+
+    // A refused request is traced too, and says so.
+    let response = reqwest::get(format!(
+        "{}/api/roll-async?die=fair&times=0",
+        frontend.url()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["error"],
+        "times must be a whole number from 1 to 100, got '0'"
+    );
+    assert_eq!(body["trace_id"].as_str().map(str::len), Some(32));
+}
