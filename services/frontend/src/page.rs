@@ -26,7 +26,10 @@ pub fn document(initial: &Initial) -> String {
 <script id="{STATE_ELEMENT}" type="application/json">{state}</script>
 <script type="module">
 import init from "/assets/frontend_ui.js";
-init({{ module_or_path: "/assets/frontend_ui_bg.wasm" }}).then(() => document.body.dataset.ready = "true");
+init({{ module_or_path: "/assets/frontend_ui_bg.wasm" }}).then(() => {{
+  window.diceLabInteractiveMs = performance.now();
+  document.body.dataset.ready = "true";
+}});
 </script>
 </body>
 </html>
