@@ -68,8 +68,10 @@ fn ensure_wasm_target() {
     );
 }
 
-/// `cargo build --release --target wasm32-unknown-unknown -p frontend-ui`, with none of this
-/// build's own settings leaking in (rustflags for the host, the clippy wrapper, a --target).
+/// `cargo rustc --release --target wasm32-unknown-unknown -p frontend-ui --crate-type cdylib`,
+/// with none of this build's own settings leaking in (rustflags for the host, the clippy wrapper,
+/// a --target). The crate type is given here, not in its manifest, so that host builds of the UI
+/// crate stay a plain rlib with a hashed file name.
 fn build_wasm(workspace: &Path, target_dir: &Path) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
@@ -89,7 +91,8 @@ fn build_wasm(workspace: &Path, target_dir: &Path) -> PathBuf {
     }
     let status = command
         .current_dir(workspace)
-        .args(["build", "--release", "--locked", "-p", "frontend-ui"])
+        .args(["rustc", "--release", "--locked", "-p", "frontend-ui", "--lib"])
+        .args(["--crate-type", "cdylib"])
         .args(["--target", "wasm32-unknown-unknown", "--target-dir"])
         .arg(target_dir)
         .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "s")

@@ -98,6 +98,19 @@ impl Browser {
         }
     }
 
+    /// Clicks the element with id `id`.
+    pub async fn click(&self, id: &str) {
+        let element = self
+            .client
+            .find(Locator::Id(id))
+            .await
+            .unwrap_or_else(|e| panic!("no #{id} to click: {e}"));
+        element
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("cannot click #{id}: {e}"));
+    }
+
     /// The texts of every element matching `css`.
     pub async fn texts(&self, css: &str) -> Vec<String> {
         let mut texts = Vec::new();

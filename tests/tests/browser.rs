@@ -80,14 +80,16 @@ async fn roll_multiple(browser: &Browser, times: &str) {
     let input = browser.client.find(Locator::Id("times")).await.unwrap();
     input.clear().await.unwrap();
     input.send_keys(times).await.unwrap();
+    browser.click("roll-multiple").await;
+}
+
+/// Waits until the page shows `count` rolls.
+async fn rolls_shown(browser: &Browser, count: usize) {
     browser
-        .client
-        .find(Locator::Id("roll-multiple"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+        .wait_until(&format!("{count} rolls show"), WAIT, async || {
+            browser.texts("#rolls li").await.len() == count
+        })
+        .await;
 }
 
 async fn choose(browser: &Browser, die: &str) {
@@ -109,19 +111,8 @@ async fn a_user_rolls_dice_and_sees_results_statistics_and_errors() {
 
     // Roll Once: one result, with its trace.
     choose(&browser, "fair").await;
-    browser
-        .client
-        .find(Locator::Id("roll-once"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .wait_until("one roll shows", WAIT, async || {
-            browser.texts("#rolls li").await.len() == 1
-        })
-        .await;
+    browser.click("roll-once").await;
+    rolls_shown(&browser, 1).await;
     let once = numbers(&browser).await;
     assert!(matches!(once[0], Some(1..=6)), "{once:?}");
     assert!(browser.text("result").await.contains("Roll Once · fair"));
@@ -143,11 +134,7 @@ async fn a_user_rolls_dice_and_sees_results_statistics_and_errors() {
 
     // Roll Multiple: ten results and statistics that agree with them.
     roll_multiple(&browser, "10").await;
-    browser
-        .wait_until("ten rolls show", WAIT, async || {
-            browser.texts("#rolls li").await.len() == 10
-        })
-        .await;
+    rolls_shown(&browser, 10).await;
     let rolls = numbers(&browser).await;
     let values: Vec<i64> = rolls.iter().flatten().copied().collect();
     assert_eq!(values.len(), 10, "a fair die never fails: {rolls:?}");
@@ -199,11 +186,7 @@ async fn a_user_rolls_dice_and_sees_results_statistics_and_errors() {
     // extreme fails half its rolls: the failures are marked and counted.
     choose(&browser, "extreme").await;
     roll_multiple(&browser, "30").await;
-    browser
-        .wait_until("thirty rolls show", WAIT, async || {
-            browser.texts("#rolls li").await.len() == 30
-        })
-        .await;
+    rolls_shown(&browser, 30).await;
     let failed = browser.texts("#rolls li.failed").await.len();
     assert!(failed > 0, "extreme fails half its rolls");
     assert_eq!(browser.text("stat-failed").await, failed.to_string());
@@ -230,14 +213,7 @@ async fn a_user_rolls_dice_and_sees_results_statistics_and_errors() {
     // The die-service goes away: a readable error, not a frozen page.
     lab.die_service.terminate().await;
     choose(&browser, "fair").await;
-    browser
-        .client
-        .find(Locator::Id("roll-once"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("roll-once").await;
     browser
         .wait_until("an error shows", WAIT, async || {
             !browser.text("error").await.is_empty()
@@ -271,11 +247,7 @@ async fn roll_multiple_in_the_page_is_one_trace_from_the_frontend_to_every_roll(
     browser.open_hydrated(&lab.frontend.url()).await;
     choose(&browser, "fair").await;
     roll_multiple(&browser, "10").await;
-    browser
-        .wait_until("ten rolls show", WAIT, async || {
-            browser.texts("#rolls li").await.len() == 10
-        })
-        .await;
+    rolls_shown(&browser, 10).await;
     let trace_id = browser.text("trace-id").await;
 
     let trace = lab
