@@ -91,7 +91,14 @@ fn build_wasm(workspace: &Path, target_dir: &Path) -> PathBuf {
     }
     let status = command
         .current_dir(workspace)
-        .args(["rustc", "--release", "--locked", "-p", "frontend-ui", "--lib"])
+        .args([
+            "rustc",
+            "--release",
+            "--locked",
+            "-p",
+            "frontend-ui",
+            "--lib",
+        ])
         .args(["--crate-type", "cdylib"])
         .args(["--target", "wasm32-unknown-unknown", "--target-dir"])
         .arg(target_dir)
