@@ -7,9 +7,10 @@
 //! (each with its own `service.name`, tracer provider and stdout), reads their JSON log lines, and
 //! stops them with SIGTERM; [`in_process`] runs a service's routes inside the test on port 0, and
 //! [`fixtures`] holds test dice and trace contexts; [`prom`] reads `/metrics` pages; [`browser`]
-//! drives headless Chromium over WebDriver.
+//! drives headless Chromium over WebDriver; [`containers`] builds the services' images.
 
 pub mod browser;
+pub mod containers;
 pub mod fixtures;
 pub mod in_process;
 pub mod otlp;

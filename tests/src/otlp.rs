@@ -1,6 +1,6 @@
 //! An OTLP/HTTP (protobuf) trace receiver that keeps what it is sent.
 //!
-//! It listens on 127.0.0.1 on a free port and answers `POST /v1/traces` the way a collector does.
+//! It listens on a free port (on 127.0.0.1 unless asked otherwise) and answers `POST /v1/traces` the way a collector does.
 //! Spans are flattened into [`Span`]s that carry their resource's `service.name`, so a test can ask
 //! for "every span of trace T" and build the tree with [`crate::trace::Trace`].
 
@@ -87,6 +87,12 @@ impl Receiver {
     /// Starts a receiver on a free loopback port (needs a multi-thread tokio runtime when the
     /// exporters run in this process).
     pub async fn start() -> Self {
+        Self::start_on("127.0.0.1:0").await
+    }
+
+    /// Starts a receiver on `address`; `0.0.0.0:0` lets containers reach it through the host
+    /// gateway.
+    pub async fn start_on(address: &str) -> Self {
         let spans = Arc::new(Mutex::new(Vec::new()));
         let requests = Arc::new(Mutex::new(0));
         let route = {
@@ -112,9 +118,9 @@ impl Receiver {
                     }
                 })
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(address)
             .await
-            .expect("a free loopback port");
+            .unwrap_or_else(|e| panic!("cannot listen on {address}: {e}"));
         let addr = listener.local_addr().expect("bound");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(
@@ -136,6 +142,11 @@ impl Receiver {
     /// The base URL, for `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
     }
 
     /// Every span received so far.

@@ -1,0 +1,122 @@
+//! The services as containers, the way they run in a cluster: images with no registry.
+//!
+//! No image can be pulled here, so every image is `FROM scratch` with one static binary, built by
+//! cargo on the host (`-C target-feature=+crt-static`, `--target x86_64-unknown-linux-gnu`; the
+//! frontend's binary carries its UI). [`images`] builds the binaries once per test run (cargo skips
+//! the work when nothing changed) and the images through testcontainers' `GenericBuildableImage`
+//! (Docker's layer cache makes an unchanged image a no-op). [`docker`] says whether a Docker
+//! daemon answers, and why not when it does not.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use testcontainers::core::{IntoContainerPort as _, WaitFor};
+use testcontainers::runners::AsyncBuilder as _;
+use testcontainers::{GenericBuildableImage, GenericImage};
+
+use crate::process::BINARIES;
+
+/// The target the static binaries are built for.
+pub const TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// Set to `1` (as CI does) to make a missing Docker fail the container suite instead of skipping it.
+pub const REQUIRE_DOCKER: &str = "LAB_REQUIRE_DOCKER";
+
+/// `Ok` when a Docker daemon answers; otherwise why not.
+pub fn docker() -> Result<(), String> {
+    if !(cfg!(target_os = "linux") && cfg!(target_arch = "x86_64")) {
+        return Err(
+            "the images hold Linux x86_64 binaries built on this host, which is not one".into(),
+        );
+    }
+    let out = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .map_err(|e| format!("no docker command ({e})"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "no Docker daemon answers: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// The service's port inside its container.
+pub fn port(service: &str) -> u16 {
+    match service {
+        "frontend" => 8400,
+        "dice-roller" => 8401,
+        "die-service" => 8402,
+        other => panic!("no service named {other}"),
+    }
+}
+
+/// The image of each service, built once per test run: `(service, image)` in [`BINARIES`] order.
+pub async fn images() -> Vec<(&'static str, GenericImage)> {
+    static IMAGES: tokio::sync::OnceCell<Vec<(&'static str, GenericImage)>> =
+        tokio::sync::OnceCell::const_new();
+    IMAGES.get_or_init(build_images).await.clone()
+}
+
+async fn build_images() -> Vec<(&'static str, GenericImage)> {
+    let dir = tokio::task::spawn_blocking(static_binaries)
+        .await
+        .expect("the static build does not panic");
+    let mut images = Vec::new();
+    for &service in BINARIES {
+        let dockerfile = format!(
+            "FROM scratch\nCOPY {service} /{service}\nEXPOSE {port}\nENTRYPOINT [\"/{service}\"]\n",
+            port = port(service)
+        );
+        let image = GenericBuildableImage::new(format!("dice-lab/{service}"), "test".to_owned())
+            .with_dockerfile_string(dockerfile)
+            .with_file(dir.join(service), service)
+            .build_image()
+            .await
+            .unwrap_or_else(|e| panic!("building the {service} image failed: {e}"))
+            .with_exposed_port(port(service).tcp())
+            .with_wait_for(WaitFor::message_on_stdout(format!("{service} listening")));
+        images.push((service, image));
+    }
+    images
+}
+
+/// Builds the static binaries once per test run and returns their directory.
+fn static_binaries() -> PathBuf {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
+            let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+            let mut command = Command::new(cargo);
+            command
+                .current_dir(workspace)
+                .args([
+                    "build",
+                    "--quiet",
+                    "--release",
+                    "--locked",
+                    "--target",
+                    TARGET,
+                ])
+                .env("RUSTFLAGS", "-C target-feature=+crt-static");
+            for name in BINARIES {
+                command.args(["--package", name]);
+            }
+            let status = command
+                .status()
+                .map_err(|e| format!("cannot run cargo: {e}"))?;
+            if !status.success() {
+                return Err(format!("building the static binaries failed: {status}"));
+            }
+            Ok(PathBuf::from(workspace)
+                .join("target")
+                .join(TARGET)
+                .join("release"))
+        })
+        .clone()
+        .unwrap_or_else(|e| panic!("{e}"))
+}

@@ -1,0 +1,341 @@
+//! The services in containers on a user-defined network, talking to each other by container name,
+//! exporting OTLP to a receiver in this process through the host gateway. The trace assertions are
+//! the same helpers the process suite uses.
+//!
+//! Without Docker these tests are reported as ignored, with the reason, unless
+//! `LAB_REQUIRE_DOCKER=1` (CI sets it), which makes them fail instead.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use lab_tests::containers::{self, REQUIRE_DOCKER};
+use lab_tests::otlp::{Receiver, StatusCode};
+use lab_tests::trace::{
+    Trace, assert_frontend_root, assert_roll_async, max_concurrency, total_duration_ns,
+};
+use libtest_mimic::{Arguments, Failed, Trial};
+use serde_json::Value;
+use testcontainers::core::Host;
+use testcontainers::runners::AsyncRunner as _;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt as _};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+type Test = fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+fn main() -> std::process::ExitCode {
+    let args = Arguments::from_args();
+    let tests: [(&str, Test); 4] = [
+        ("roll_multiple_is_one_trace_across_the_containers", || {
+            Box::pin(roll_multiple_is_one_trace_across_the_containers())
+        }),
+        ("fetch_each_gives_n_die_service_spans", || {
+            Box::pin(fetch_each_gives_n_die_service_spans())
+        }),
+        (
+            "a_die_service_outage_is_a_traced_503_and_heals_by_itself",
+            || Box::pin(a_die_service_outage_is_a_traced_503_and_heals_by_itself()),
+        ),
+        ("docker_stop_loses_no_finished_span", || {
+            Box::pin(docker_stop_loses_no_finished_span())
+        }),
+    ];
+    let docker = containers::docker();
+    let required = std::env::var(REQUIRE_DOCKER).is_ok_and(|v| v == "1");
+    if let Err(why) = &docker {
+        if required {
+            eprintln!("containers: {REQUIRE_DOCKER}=1 but {why}");
+        } else {
+            eprintln!(
+                "containers: SKIPPED, not passed: {why}. Set {REQUIRE_DOCKER}=1 to make this an error."
+            );
+        }
+    }
+    let started = Instant::now();
+    let trials = tests
+        .into_iter()
+        .map(|(name, test)| {
+            let docker = docker.clone();
+            let skip = docker.is_err() && !required;
+            Trial::test(name, move || match docker {
+                Ok(()) => run(test),
+                Err(why) => Err(Failed::from(format!(
+                    "Docker is required ({REQUIRE_DOCKER}=1) but {why}"
+                ))),
+            })
+            .with_ignored_flag(skip)
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    eprintln!(
+        "containers: suite took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    conclusion.exit_code()
+}
+
+/// Runs a test on the one runtime all container tests share (testcontainers keeps one Docker
+/// client per process).
+fn run(test: Test) -> Result<(), Failed> {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    let runtime = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+    });
+    runtime.block_on(test());
+    Ok(())
+}
+
+/// Three containers on their own network and the receiver they export to.
+struct Lab {
+    receiver: Receiver,
+    die_service: ContainerAsync<GenericImage>,
+    roller: ContainerAsync<GenericImage>,
+    _frontend: ContainerAsync<GenericImage>,
+    url: String,
+}
+
+impl Lab {
+    async fn start(roller_env: &[(&str, &str)]) -> Self {
+        let receiver = Receiver::start_on("0.0.0.0:0").await;
+        let otlp = format!("http://host.docker.internal:{}", receiver.port());
+        let id = format!(
+            "{:x}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+                & 0xffff_ffff_ffff
+        );
+        let network = format!("dice-lab-{id}");
+        let name = |service: &str| format!("dice-lab-{id}-{service}");
+        let images = containers::images().await;
+        let image = |service: &str| {
+            images
+                .iter()
+                .find(|(s, _)| *s == service)
+                .expect("an image per service")
+                .1
+                .clone()
+        };
+        let listen = |service: &str, var: &str| {
+            (
+                var.to_owned(),
+                format!("0.0.0.0:{}", containers::port(service)),
+            )
+        };
+        let url = |service: &str| format!("http://{}:{}", name(service), containers::port(service));
+
+        let start = async |service: &str, env: Vec<(String, String)>| {
+            let mut request = image(service)
+                .with_network(network.clone())
+                .with_container_name(name(service))
+                .with_host("host.docker.internal", Host::HostGateway)
+                .with_env_var("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.clone())
+                .with_env_var("OTEL_BSP_SCHEDULE_DELAY", "100");
+            for (key, value) in env {
+                request = request.with_env_var(key, value);
+            }
+            request
+                .start()
+                .await
+                .unwrap_or_else(|e| panic!("{service} does not start: {e}"))
+        };
+        let die_service = start(
+            "die-service",
+            vec![listen("die-service", "DIE_SERVICE_LISTEN")],
+        )
+        .await;
+        let mut env = vec![
+            listen("dice-roller", "DICE_ROLLER_LISTEN"),
+            ("DIE_SERVICE_URL".to_owned(), url("die-service")),
+            ("ROLL_DELAY_MS".to_owned(), "20..80".to_owned()),
+        ];
+        env.extend(
+            roller_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        let roller = start("dice-roller", env).await;
+        let frontend = start(
+            "frontend",
+            vec![
+                listen("frontend", "FRONTEND_LISTEN"),
+                ("DIE_SERVICE_URL".to_owned(), url("die-service")),
+                ("DICE_ROLLER_URL".to_owned(), url("dice-roller")),
+            ],
+        )
+        .await;
+        let port = frontend
+            .get_host_port_ipv4(containers::port("frontend"))
+            .await
+            .expect("a mapped port");
+        Self {
+            receiver,
+            die_service,
+            roller,
+            _frontend: frontend,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// GETs a frontend API path; returns status and JSON body.
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let response = reqwest::get(format!("{}{path}", self.url))
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON body"))
+    }
+
+    async fn trace(&self, trace_id: &str, rolls: usize, served: usize) -> Trace {
+        self.receiver
+            .wait_for_trace(trace_id, WAIT, |t| {
+                t.count("dice-roller", "roll") == rolls
+                    && t.count("die-service", "GET /dice/{type}") == served
+                    && t.count("frontend", "GET") == 1
+                    && t.spans()
+                        .iter()
+                        .any(|s| s.service() == "frontend" && s.parent_span_id.is_empty())
+            })
+            .await
+    }
+}
+
+/// The JSON lines a container wrote to stdout so far.
+async fn logs(container: &ContainerAsync<GenericImage>) -> Vec<Value> {
+    let out = container.stdout_to_vec().await.expect("container logs");
+    String::from_utf8_lossy(&out)
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {line}"))
+        })
+        .collect()
+}
+
+async fn roll_multiple_is_one_trace_across_the_containers() {
+    let lab = Lab::start(&[]).await;
+    for times in [10, 100] {
+        let (status, body) = lab
+            .get(&format!("/api/roll-async?die=fair&times={times}"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let trace_id = body["trace_id"].as_str().expect("a trace id").to_owned();
+        let trace = lab.trace(&trace_id, times, 1).await;
+        assert_frontend_root(&trace, "/api/roll-async", "/roll-async");
+        let shape = assert_roll_async(&trace, "fair", times, 1);
+        assert!(
+            total_duration_ns(&shape.rolls) > shape.server.duration_ns(),
+            "N={times}: the rolls overlap"
+        );
+        assert!(
+            max_concurrency(&shape.rolls) >= 2,
+            "N={times}: rolls ran at the same time"
+        );
+
+        if times == 10 {
+            let lines = logs(&lab.roller).await;
+            let rolls: Vec<&Value> = lines
+                .iter()
+                .filter(|l| l["trace_id"] == trace_id.as_str() && l["roll_index"].is_u64())
+                .collect();
+            assert_eq!(rolls.len(), 10, "one log line per roll");
+            for line in rolls {
+                let span = shape.rolls[line["roll_index"].as_u64().unwrap() as usize];
+                assert_eq!(line["span_id"], span.span_id.as_str());
+            }
+            let served = logs(&lab.die_service).await;
+            let access = served
+                .iter()
+                .find(|l| l["trace_id"] == trace_id.as_str() && l["route"] == "/dice/{type}")
+                .expect("the die-service's access line for this trace");
+            assert_eq!(access["span_id"], shape.die_service[0].span_id.as_str());
+        }
+    }
+}
+
+async fn fetch_each_gives_n_die_service_spans() {
+    let lab = Lab::start(&[]).await;
+    let (status, body) = lab
+        .get("/api/roll-async?die=fair&times=10&fetch=each")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let trace_id = body["trace_id"].as_str().unwrap().to_owned();
+    let trace = lab.trace(&trace_id, 10, 10).await;
+    let shape = assert_roll_async(&trace, "fair", 10, 10);
+    let first_roll = shape.rolls.iter().map(|r| r.start_ns).min().unwrap();
+    let last_fetch = shape.clients.iter().map(|c| c.start_ns).max().unwrap();
+    assert!(
+        last_fetch < first_roll + 80_000_000,
+        "the fetches start together"
+    );
+}
+
+async fn a_die_service_outage_is_a_traced_503_and_heals_by_itself() {
+    let lab = Lab::start(&[]).await;
+    assert_eq!(lab.get("/api/roll?die=fair").await.0, 200);
+
+    lab.die_service.stop().await.expect("docker stop");
+    let (status, body) = lab.get("/api/roll?die=fair").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("die-service is unreachable"),
+        "{body}"
+    );
+    let trace_id = body["trace_id"].as_str().unwrap().to_owned();
+    let trace = lab
+        .receiver
+        .wait_for_trace(&trace_id, WAIT, |t| {
+            t.count("dice-roller", "GET /roll") == 1 && t.count("dice-roller", "GET") == 1
+        })
+        .await;
+    let server = trace.one("dice-roller", "GET /roll");
+    assert_eq!(server.status, StatusCode::Error);
+    assert_eq!(server.attr("http.response.status_code"), &Value::from(503));
+    let call = trace.one("dice-roller", "GET");
+    assert_eq!(call.status, StatusCode::Error);
+    assert_eq!(call.attr("error.type"), &Value::from("unreachable"));
+
+    lab.die_service.start().await.expect("docker start");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, _) = lab.get("/api/roll?die=fair").await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the roller never reached the die-service again"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn docker_stop_loses_no_finished_span() {
+    let lab = Lab::start(&[("OTEL_BSP_SCHEDULE_DELAY", "300000")]).await;
+    let (status, body) = lab.get("/api/roll-async?die=fair&times=5").await;
+    assert_eq!(status, 200, "{body}");
+    let trace_id = body["trace_id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !lab.receiver
+            .spans()
+            .iter()
+            .any(|s| s.service() == "dice-roller"),
+        "the roller exports nothing before it stops"
+    );
+    lab.roller.stop().await.expect("docker stop");
+    assert_eq!(
+        lab.roller.exit_code().await.expect("an exit code"),
+        Some(0),
+        "a clean exit on SIGTERM"
+    );
+    let trace = lab.trace(&trace_id, 5, 1).await;
+    assert_roll_async(&trace, "fair", 5, 1);
+}
