@@ -466,6 +466,14 @@ async fn metrics_count_known_traffic_and_pass_promtool() {
     let dv = |name: &str, labels: &[(&str, &str)]| prom::value(&d, name, labels);
     assert_eq!(dv("die_specifications_loaded", &[]), Some(4.0));
     assert_eq!(
+        dv("die_face_ratio", &[("die_type", "half"), ("value", "6")]),
+        Some(0.5)
+    );
+    assert_eq!(
+        dv("die_face_ratio", &[("die_type", "fixed"), ("value", "3")]),
+        Some(1.0)
+    );
+    assert_eq!(
         dv(
             "die_specifications_requested_total",
             &[("die_type", "fixed")]

@@ -1,7 +1,8 @@
 //! The die-service: serves the die specifications of a `dice.json` file.
 //!
 //! `GET /dice` lists every die sorted by type and `GET /dice/{type}` returns one; an unknown type is
-//! a JSON 404 that adds no metric series. The file is read and checked once at start-up, so a bad
+//! a JSON 404 that adds no metric series. `die_face_ratio` publishes each die's expected
+//! distribution, so dashboards can set what was rolled beside what should have been. The file is read and checked once at start-up, so a bad
 //! file stops the service before it listens. [`build`] returns the server bound to the configured
 //! address; `main.rs` only parses [`Settings`] and runs it.
 
@@ -65,6 +66,20 @@ pub fn routes(catalog: Catalog) -> warp::filters::BoxedFilter<(Response,)> {
         "Dice loaded from the dice file.",
     )
     .set(i64::try_from(catalog.len()).unwrap_or(i64::MAX));
+    let face_ratio = metrics::gauge_vec(
+        &registry,
+        "die_face_ratio",
+        "Share of a die's faces that show this value: the expected distribution of its rolls.",
+        &["die_type", "value"],
+    );
+    for (die_type, spec) in &catalog {
+        for face in spec.distinct_faces() {
+            let carrying = spec.faces.iter().filter(|&&f| f == face).count();
+            face_ratio
+                .with_label_values(&[die_type.as_str(), &face.to_string()])
+                .set(carrying as f64 / spec.faces.len() as f64);
+        }
+    }
     let state = Arc::new(State {
         catalog,
         requested: metrics::counter_vec(
