@@ -15,7 +15,7 @@ use testcontainers::core::{IntoContainerPort as _, WaitFor};
 use testcontainers::runners::AsyncBuilder as _;
 use testcontainers::{GenericBuildableImage, GenericImage};
 
-use crate::process::BINARIES;
+use crate::process::SERVICES;
 
 /// The target the static binaries are built for.
 pub const TARGET: &str = "x86_64-unknown-linux-gnu";
@@ -54,7 +54,7 @@ pub fn port(service: &str) -> u16 {
     }
 }
 
-/// The image of each service, built once per test run: `(service, image)` in [`BINARIES`] order.
+/// The image of each service, built once per test run: `(service, image)` in [`SERVICES`] order.
 pub async fn images() -> Vec<(&'static str, GenericImage)> {
     static IMAGES: tokio::sync::OnceCell<Vec<(&'static str, GenericImage)>> =
         tokio::sync::OnceCell::const_new();
@@ -66,7 +66,7 @@ async fn build_images() -> Vec<(&'static str, GenericImage)> {
         .await
         .expect("the static build does not panic");
     let mut images = Vec::new();
-    for &service in BINARIES {
+    for &service in SERVICES {
         let dockerfile = format!(
             "FROM scratch\nCOPY {service} /{service}\nEXPOSE {port}\nENTRYPOINT [\"/{service}\"]\n",
             port = port(service)
@@ -103,7 +103,7 @@ fn static_binaries() -> PathBuf {
                     TARGET,
                 ])
                 .env("RUSTFLAGS", "-C target-feature=+crt-static");
-            for name in BINARIES {
+            for name in SERVICES {
                 command.args(["--package", name]);
             }
             let status = command

@@ -16,8 +16,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// The service binaries of the workspace that the tests run.
-pub const BINARIES: &[&str] = &["die-service", "dice-roller", "frontend"];
+/// The services, each a binary of its own.
+pub const SERVICES: &[&str] = &["die-service", "dice-roller", "frontend"];
+
+/// Every binary of the workspace that the tests run: the services and the launcher.
+pub const BINARIES: &[&str] = &["die-service", "dice-roller", "frontend", "dice-lab"];
 
 /// The path of a service binary, built on first use.
 pub fn binary(name: &str) -> PathBuf {

@@ -1,0 +1,265 @@
+//! The observability backends `dice-lab up` can start, each from the project's own configuration.
+//!
+//! The files under `observability/` and `dashboards/` are compiled in, so the launcher needs no
+//! checkout at run time, and written into the state directory before anything starts. A backend
+//! is started only if its program is on `PATH`; the others are listed with how to get them.
+
+use std::path::{Path, PathBuf};
+
+use crate::stack::Component;
+
+const PROMETHEUS: &str = include_str!("../../observability/prometheus.json");
+const PROMETHEUS_FLAGS: &str = include_str!("../../observability/prometheus-flags.json");
+const LOKI: &str = include_str!("../../observability/loki.json");
+const TEMPO: &str = include_str!("../../observability/tempo.json");
+const ALLOY: &[(&str, &str)] = &[
+    (
+        "traces.alloy",
+        include_str!("../../observability/alloy/traces.alloy"),
+    ),
+    (
+        "logs.alloy",
+        include_str!("../../observability/alloy/logs.alloy"),
+    ),
+    (
+        "logs-files.alloy",
+        include_str!("../../observability/alloy/logs-files.alloy"),
+    ),
+];
+const GRAFANA_DATASOURCES: &str = include_str!("../../observability/grafana/datasources.json");
+const GRAFANA_DASHBOARDS: &str = include_str!("../../observability/grafana/dashboards.json");
+const GRAFANA_SETTINGS: &str = include_str!("../../observability/grafana/settings.json");
+const DASHBOARDS: &[(&str, &str)] = &[
+    (
+        "dice-lab-overview.json",
+        include_str!("../../dashboards/dice-lab-overview.json"),
+    ),
+    (
+        "sync-vs-async.json",
+        include_str!("../../dashboards/sync-vs-async.json"),
+    ),
+    (
+        "dice-distribution.json",
+        include_str!("../../dashboards/dice-distribution.json"),
+    ),
+    (
+        "logs-and-traces.json",
+        include_str!("../../dashboards/logs-and-traces.json"),
+    ),
+];
+
+/// A backend that is not on PATH.
+pub struct Missing {
+    pub name: &'static str,
+    pub programs: &'static str,
+}
+
+/// Every backend found on PATH, configured under `state`, in start order; and those missing.
+pub fn plan(state: &Path) -> std::io::Result<(Vec<Component>, Vec<Missing>)> {
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    let mut note = |name, programs| missing.push(Missing { name, programs });
+
+    match which("prometheus") {
+        Some(program) => found.push(prometheus(state, program)?),
+        None => note("prometheus", "prometheus"),
+    }
+    match which("loki") {
+        Some(program) => found.push(loki(state, program)?),
+        None => note("loki", "loki"),
+    }
+    match which("tempo") {
+        Some(program) => found.push(tempo(state, program)?),
+        None => note("tempo", "tempo"),
+    }
+    match which("alloy") {
+        Some(program) => found.push(alloy(state, program)?),
+        None => note("alloy", "alloy"),
+    }
+    match which("grafana").or_else(|| which("grafana-server")) {
+        Some(program) => found.push(grafana(state, program)?),
+        None => note("grafana", "grafana or grafana-server"),
+    }
+    Ok((found, missing))
+}
+
+fn prometheus(state: &Path, program: PathBuf) -> std::io::Result<Component> {
+    let dir = state.join("prometheus");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("prometheus.yml"), PROMETHEUS)?;
+    let mut args = vec![
+        format!("--config.file={}", dir.join("prometheus.yml").display()),
+        format!("--storage.tsdb.path={}", dir.join("data").display()),
+    ];
+    args.extend(json_strings(PROMETHEUS_FLAGS));
+    Ok(Component::backend(
+        "prometheus",
+        program,
+        args,
+        vec![9090],
+        "http://127.0.0.1:9090/-/ready",
+        "http://127.0.0.1:9090",
+    ))
+}
+
+fn loki(state: &Path, program: PathBuf) -> std::io::Result<Component> {
+    let dir = state.join("loki");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("loki.yaml"), LOKI)?;
+    let args = vec![
+        format!("-config.file={}", dir.join("loki.yaml").display()),
+        "-config.expand-env=true".into(),
+    ];
+    Ok(Component::backend(
+        "loki",
+        program,
+        args,
+        vec![3100, 9096],
+        "http://127.0.0.1:3100/ready",
+        "http://127.0.0.1:3100",
+    )
+    .with_env("LOKI_DATA_DIR", dir.join("data")))
+}
+
+fn tempo(state: &Path, program: PathBuf) -> std::io::Result<Component> {
+    let dir = state.join("tempo");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("tempo.yaml"), TEMPO)?;
+    let args = vec![
+        format!("-config.file={}", dir.join("tempo.yaml").display()),
+        "-config.expand-env=true".into(),
+    ];
+    Ok(Component::backend(
+        "tempo",
+        program,
+        args,
+        vec![3200, 9097, 4417, 4418],
+        "http://127.0.0.1:3200/ready",
+        "http://127.0.0.1:3200",
+    )
+    .with_env("TEMPO_DATA_DIR", dir.join("data")))
+}
+
+fn alloy(state: &Path, program: PathBuf) -> std::io::Result<Component> {
+    let dir = state.join("alloy");
+    std::fs::create_dir_all(dir.join("config"))?;
+    for (name, text) in ALLOY {
+        std::fs::write(dir.join("config").join(name), text)?;
+    }
+    let args = vec![
+        "run".into(),
+        dir.join("config").display().to_string(),
+        "--server.http.listen-addr=127.0.0.1:12345".into(),
+        format!("--storage.path={}", dir.join("data").display()),
+    ];
+    Ok(Component::backend(
+        "alloy",
+        program,
+        args,
+        vec![12345, 4317, 4318],
+        "http://127.0.0.1:12345/-/ready",
+        "http://127.0.0.1:12345",
+    )
+    .with_env("DICE_LAB_LOG_DIR", state.join("logs").join("services")))
+}
+
+fn grafana(state: &Path, program: PathBuf) -> std::io::Result<Component> {
+    let dir = state.join("grafana");
+    let provisioning = dir.join("provisioning");
+    for sub in ["datasources", "dashboards", "plugins", "alerting"] {
+        std::fs::create_dir_all(provisioning.join(sub))?;
+    }
+    std::fs::create_dir_all(dir.join("dashboards"))?;
+    std::fs::write(
+        provisioning.join("datasources/dice-lab.yaml"),
+        GRAFANA_DATASOURCES,
+    )?;
+    std::fs::write(
+        provisioning.join("dashboards/dice-lab.yaml"),
+        GRAFANA_DASHBOARDS,
+    )?;
+    for (name, text) in DASHBOARDS {
+        std::fs::write(dir.join("dashboards").join(name), text)?;
+    }
+    let mut ini = ini_from_json(GRAFANA_SETTINGS);
+    ini.push_str(&format!(
+        "[paths]\ndata = {data}\nlogs = {data}/log\nplugins = {data}/plugins\nprovisioning = {provisioning}\n",
+        data = dir.join("data").display(),
+        provisioning = provisioning.display()
+    ));
+    std::fs::write(dir.join("grafana.ini"), ini)?;
+    let password = admin_password(&dir)?;
+    let home = program
+        .canonicalize()
+        .ok()
+        .and_then(|p| Some(p.parent()?.parent()?.join("share/grafana")))
+        .filter(|p| p.is_dir());
+    let mut args = Vec::new();
+    if program.file_name().is_some_and(|n| n == "grafana") {
+        args.push("server".to_owned());
+    }
+    args.push(format!("--config={}", dir.join("grafana.ini").display()));
+    if let Some(home) = home {
+        args.push(format!("--homepath={}", home.display()));
+    }
+    Ok(Component::backend(
+        "grafana",
+        program,
+        args,
+        vec![3000],
+        "http://127.0.0.1:3000/api/health",
+        "http://127.0.0.1:3000",
+    )
+    .with_env("DICE_LAB_DASHBOARDS", dir.join("dashboards"))
+    .with_env("DICE_LAB_GRAFANA_ADMIN_PASSWORD", password))
+}
+
+/// A random admin password, made once per state directory and kept in it (mode 0600).
+fn admin_password(dir: &Path) -> std::io::Result<String> {
+    use rand::Rng as _;
+    let file = dir.join("admin-password");
+    if let Ok(existing) = std::fs::read_to_string(&file) {
+        return Ok(existing.trim().to_owned());
+    }
+    let password: String = rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect();
+    std::fs::write(&file, &password)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(password)
+}
+
+/// `{"section": {"key": value}}` as INI text.
+fn ini_from_json(text: &str) -> String {
+    let settings: serde_json::Value =
+        serde_json::from_str(text).expect("the compiled-in Grafana settings are JSON");
+    let mut ini = String::new();
+    for (section, keys) in settings.as_object().expect("an object of sections") {
+        ini.push_str(&format!("[{section}]\n"));
+        for (key, value) in keys.as_object().expect("an object of keys") {
+            let value = match value {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            ini.push_str(&format!("{key} = {value}\n"));
+        }
+    }
+    ini
+}
+
+fn json_strings(text: &str) -> Vec<String> {
+    serde_json::from_str(text).expect("the compiled-in flags are a JSON list of strings")
+}
+
+/// The first `program` on PATH.
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file())
+}

@@ -1,0 +1,228 @@
+//! `dice-lab` as a user runs it: `up` with Debian's Prometheus on PATH, `status`, `load` whose
+//! traffic Prometheus then holds, and a SIGTERM that leaves no process and no port behind. These
+//! use the lab's fixed ports (8400-8402, 9090), so they run one after another in one test.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use lab_tests::process::binary;
+use serde_json::Value;
+
+const PORTS: [u16; 4] = [8400, 8401, 8402, 9090];
+
+fn port_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+#[test]
+fn dice_lab_up_load_status_and_a_clean_stop() {
+    for port in PORTS {
+        assert!(
+            port_free(port),
+            "port {port} is taken: stop whatever lab runs before testing"
+        );
+    }
+    let state = std::env::temp_dir().join(format!("dice-lab-up-{}", std::process::id()));
+
+    // A taken port is named, and nothing starts.
+    let blocker = std::net::TcpListener::bind("127.0.0.1:8401").unwrap();
+    let refused = Command::new(binary("dice-lab"))
+        .args(["up", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("port 8401 (dice-roller) is already in use"),
+        "{said}"
+    );
+    drop(blocker);
+    assert!(PORTS.iter().all(|p| port_free(*p)), "nothing started");
+
+    // Up: the services and Prometheus, ready, with a table of URLs.
+    let mut up = Lab(Command::new(binary("dice-lab"))
+        .args(["up", "--state-dir"])
+        .arg(&state)
+        .env("ROLL_DELAY_MS", "0..50")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap());
+    let (lines, said) = mpsc::channel();
+    let stderr = up.0.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let started = Instant::now();
+    let mut output = Vec::new();
+    while !output
+        .iter()
+        .any(|l: &String| l.contains("Ctrl-C stops everything"))
+    {
+        let line = said
+            .recv_timeout(Duration::from_secs(60).saturating_sub(started.elapsed()))
+            .unwrap_or_else(|_| panic!("dice-lab up did not get ready: {output:#?}"));
+        output.push(line);
+    }
+    let ready = output
+        .iter()
+        .find(|l| l.contains("ready in"))
+        .unwrap()
+        .clone();
+    eprintln!("dice-lab up: {}", ready.trim());
+    for component in ["prometheus", "die-service", "dice-roller", "frontend"] {
+        assert!(
+            output
+                .iter()
+                .any(|l| l.contains('✓') && l.contains(component)),
+            "{component} ready: {output:#?}"
+        );
+    }
+    assert!(
+        output.iter().any(|l| l.contains("http://127.0.0.1:8400/")),
+        "the UI's URL is shown"
+    );
+    assert!(
+        output
+            .iter()
+            .any(|l| l.contains("not on PATH") && l.contains("loki")),
+        "missing backends are named"
+    );
+    assert!(
+        state.join("logs/services/frontend.log").is_file(),
+        "each component logs to a file"
+    );
+
+    let status = Command::new(binary("dice-lab"))
+        .arg("status")
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("frontend") && l.contains(" up ")),
+        "{table}"
+    );
+
+    let load = Command::new(binary("dice-lab"))
+        .args(["load", "--rate", "20", "--duration", "3s"])
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&load.stdout);
+    assert!(
+        load.status.success(),
+        "{summary}{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    assert!(
+        summary.contains("requests") && summary.contains("p99"),
+        "{summary}"
+    );
+    eprintln!("dice-lab load:\n{summary}");
+
+    // Prometheus, scraping every 5 s, holds the rolls that the load made.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let rolls = loop {
+        let body: Value =
+            get_json("http://127.0.0.1:9090/api/v1/query?query=sum(dice_rolls_total)");
+        let value = body["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|v| v.parse::<f64>().ok());
+        if let Some(rolls) = value.filter(|r| *r > 0.0) {
+            break rolls;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never held dice_rolls_total: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    eprintln!("Prometheus holds {rolls} rolls");
+
+    // SIGTERM: everything stops, in order, and frees its port.
+    let stopping = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &up.0.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    loop {
+        if let Some(status) = up.0.try_wait().unwrap() {
+            assert!(status.success(), "dice-lab up exits cleanly: {status}");
+            break;
+        }
+        assert!(
+            stopping.elapsed() < Duration::from_secs(60),
+            "dice-lab up did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut rest = Vec::new();
+    while let Ok(line) = said.recv_timeout(Duration::from_millis(200)) {
+        rest.push(line);
+    }
+    for component in ["frontend", "dice-roller", "die-service", "prometheus"] {
+        assert!(
+            rest.iter()
+                .any(|l| l.trim() == format!("stopped {component}")),
+            "{component} stopped on SIGTERM: {rest:#?}"
+        );
+    }
+    assert!(
+        PORTS.iter().all(|p| port_free(*p)),
+        "every port is free again"
+    );
+    for pattern in [state.display().to_string(), "dice-lab serve".to_owned()] {
+        let left = Command::new("pgrep")
+            .args(["-f", &pattern])
+            .output()
+            .unwrap();
+        assert!(
+            left.stdout.is_empty(),
+            "no process left ({pattern}): {}",
+            String::from_utf8_lossy(&left.stdout)
+        );
+    }
+    eprintln!("stopped in {:.2} s", stopping.elapsed().as_secs_f64());
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+/// `dice-lab up`, stopped with SIGTERM (so that it stops its children) if a test fails first.
+struct Lab(std::process::Child);
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if self.0.try_wait().is_ok_and(|s| s.is_none()) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while self.0.try_wait().is_ok_and(|s| s.is_none()) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// A GET that returns JSON (`null` when nothing answers), for a test without a runtime.
+fn get_json(url: &str) -> Value {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        match reqwest::get(url).await {
+            Ok(response) => response.json().await.unwrap_or_default(),
+            Err(_) => Value::Null,
+        }
+    })
+}
