@@ -321,24 +321,35 @@ async fn wait_for_stop(running: &mut [Running]) {
     }
 }
 
-/// Stops services first (newest first), then backends: SIGTERM, then SIGKILL after the grace.
+/// Stops services first (newest first), then backends: SIGTERM, once more after 3 s should the
+/// first one have gone unnoticed, then SIGKILL when the grace period is over.
 async fn stop_all(running: &mut Vec<Running>) {
     while let Some(mut r) = running.pop() {
-        if let Some(pid) = r.child.id() {
+        let Some(pid) = r.child.id() else { continue };
+        let term = || {
             let _ = std::process::Command::new("kill")
                 .args(["-TERM", &pid.to_string()])
                 .status();
-            match tokio::time::timeout(STOP_GRACE, r.child.wait()).await {
-                Ok(_) => say!("  stopped {}", r.component.name),
-                Err(_) => {
-                    let _ = r.child.kill().await;
-                    say!(
-                        "  killed {} (it ignored SIGTERM for {} s)",
-                        r.component.name,
-                        STOP_GRACE.as_secs()
-                    );
-                }
+        };
+        term();
+        let stopped = match tokio::time::timeout(Duration::from_secs(3), r.child.wait()).await {
+            Ok(_) => true,
+            Err(_) => {
+                term();
+                tokio::time::timeout(STOP_GRACE - Duration::from_secs(3), r.child.wait())
+                    .await
+                    .is_ok()
             }
+        };
+        if stopped {
+            say!("  stopped {}", r.component.name);
+        } else {
+            let _ = r.child.kill().await;
+            say!(
+                "  killed {} (it ignored SIGTERM for {} s)",
+                r.component.name,
+                STOP_GRACE.as_secs()
+            );
         }
     }
 }
