@@ -168,7 +168,7 @@ pub fn parse(file: &str, text: &str) -> Result<Catalog, LoadError> {
 }
 
 /// Whether `name` can be a die type: short, and safe in a URL path and a metric label.
-pub fn valid_type(name: &str) -> bool {
+fn valid_type(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_TYPE_LEN
         && name

@@ -354,7 +354,7 @@ fn host_and_port(headers: &HeaderMap) -> (Option<String>, Option<i64>) {
 
 /// The method as the HTTP semantic conventions name it: one of the known methods, or `_OTHER`, so
 /// a made-up method adds no time series.
-pub fn method_label(method: &Method) -> &'static str {
+fn method_label(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
         Method::HEAD => "HEAD",
