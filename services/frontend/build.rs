@@ -70,7 +70,8 @@ fn ensure_wasm_target() {
 
 /// `cargo rustc --release --target wasm32-unknown-unknown -p frontend-ui --crate-type cdylib`,
 /// with none of this build's own settings leaking in (rustflags for the host, the clippy wrapper,
-/// a --target). The crate type is given here, not in its manifest, so that host builds of the UI
+/// a --target). Settings for the wasm32 target itself (`CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_*`,
+/// such as the linker a Nix build chooses) are meant for this build and pass through. The crate type is given here, not in its manifest, so that host builds of the UI
 /// crate stay a plain rlib with a hashed file name.
 fn build_wasm(workspace: &Path, target_dir: &Path) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -80,7 +81,8 @@ fn build_wasm(workspace: &Path, target_dir: &Path) -> PathBuf {
         let inherited_setting = name.starts_with("CARGO_")
             && name != "CARGO_HOME"
             && name != "CARGO_MAKEFLAGS"
-            && name != "CARGO_NET_OFFLINE";
+            && name != "CARGO_NET_OFFLINE"
+            && !name.starts_with("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_");
         if inherited_setting
             || name.starts_with("RUSTC")
             || name == "RUSTFLAGS"
