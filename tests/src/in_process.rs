@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use telemetry::faults::FaultSettings;
 use telemetry::server::Server;
 
 /// A server running on a tokio task.
@@ -39,10 +40,16 @@ fn loopback() -> SocketAddr {
 
 /// A die-service with the given dice file (the built-in dice when `None`).
 pub async fn die_service(dice_file: Option<PathBuf>) -> Running {
-    let settings = die_service::Settings {
+    die_service_with(die_service::Settings {
         listen: loopback(),
         dice_file,
-    };
+        faults: FaultSettings::default(),
+    })
+    .await
+}
+
+/// A die-service with `settings`.
+pub async fn die_service_with(settings: die_service::Settings) -> Running {
     Running::start(
         die_service::build(&settings)
             .await
@@ -59,6 +66,8 @@ pub fn roller_settings(die_service_url: &str) -> dice_roller::Settings {
         max_times: 100,
         roll_delay_ms: "0".parse().expect("a delay"),
         die_service_timeout_ms: 1000,
+        sequential: false,
+        faults: FaultSettings::default(),
     }
 }
 
@@ -81,6 +90,7 @@ pub fn frontend_settings(die_service_url: &str, dice_roller_url: &str) -> fronte
         max_times: 100,
         grafana_url: None,
         upstream_timeout_ms: 2000,
+        faults: FaultSettings::default(),
     }
 }
 

@@ -159,6 +159,49 @@ async fn roll_multiple_runs_n_roll_spans_at_the_same_time() {
     }
 }
 
+/// The lab guide's bug hunt: with `--sequential` (or the run-time switch) the same batch runs one
+/// roll at a time, and the trace shows a staircase instead of a stack.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sequential_switch_makes_rolls_wait_for_each_other() {
+    let lab = Lab::start(&["--sequential"]).await;
+    let staircase = |trace: &Trace| {
+        let shape = assert_roll_async(trace, "fair", 5, 1);
+        let mut rolls = shape.rolls.clone();
+        rolls.sort_by_key(|r| r.start_ns);
+        assert_eq!(max_concurrency(&rolls), 1, "{}", trace.render());
+        for pair in rolls.windows(2) {
+            assert!(pair[1].start_ns >= pair[0].end_ns, "{}", trace.render());
+        }
+        assert!(total_duration_ns(&rolls) <= shape.server.duration_ns());
+    };
+    let (trace_id, _, status, body) = lab.get("/roll-async?die=fair&times=5").await;
+    assert_eq!(status, 200, "{body}");
+    staircase(&lab.trace(&trace_id, 5, 1).await);
+
+    // Switched off at run time, the next batch overlaps again; switched on, it queues again.
+    let switch = |on: bool| {
+        let http = lab.http.clone();
+        let url = format!("{}/admin/faults", lab.roller.url());
+        async move {
+            let response = http
+                .put(url)
+                .body(format!(r#"{{"sequential": {on}}}"#))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+        }
+    };
+    switch(false).await;
+    let (trace_id, _, _, _) = lab.get("/roll-async?die=fair&times=5").await;
+    let trace = lab.trace(&trace_id, 5, 1).await;
+    let shape = assert_roll_async(&trace, "fair", 5, 1);
+    assert!(max_concurrency(&shape.rolls) >= 2, "{}", trace.render());
+    switch(true).await;
+    let (trace_id, _, _, _) = lab.get("/roll-async?die=fair&times=5").await;
+    staircase(&lab.trace(&trace_id, 5, 1).await);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn fetch_each_calls_the_die_service_once_per_roll_concurrently() {
     let lab = Lab::start(&[]).await;

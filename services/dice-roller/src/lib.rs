@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use telemetry::client::Upstream;
+use telemetry::faults::{FaultSettings, Faults};
 use telemetry::server::{self, Server};
 use telemetry::{HttpMetrics, metrics};
 use warp::Filter as _;
@@ -44,6 +45,12 @@ pub struct Settings {
     /// How long a die-service call may take before the roller answers 504.
     #[arg(long, env = "DIE_SERVICE_TIMEOUT_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
     pub die_service_timeout_ms: u64,
+    /// Fault: roll a batch one roll at a time, awaiting each before the next starts (the bug of
+    /// the lab guide's bug hunt; also a run-time switch).
+    #[arg(long, env = "ROLL_SEQUENTIAL")]
+    pub sequential: bool,
+    #[command(flatten)]
+    pub faults: FaultSettings,
 }
 
 /// The service's name in telemetry.
@@ -61,6 +68,12 @@ pub async fn build(settings: &Settings) -> Result<Server, String> {
 pub fn routes(settings: &Settings) -> Result<warp::filters::BoxedFilter<(Response,)>, String> {
     let registry = metrics::registry();
     let http = HttpMetrics::new(&registry);
+    let faults = Faults::new(
+        SERVICE.name,
+        &settings.faults,
+        Some(settings.sequential),
+        &registry,
+    );
     let die_service = Upstream::new(
         "die-service",
         &settings.die_service_url,
@@ -70,13 +83,15 @@ pub fn routes(settings: &Settings) -> Result<warp::filters::BoxedFilter<(Respons
         die_service,
         settings.max_times,
         settings.roll_delay_ms,
+        faults.clone(),
         &registry,
     );
 
     let roll = {
         let roller = roller.clone();
-        server::route(
+        server::api_route(
             &http,
+            &faults,
             "/roll",
             warp::path!("roll")
                 .and(server::raw_query())
@@ -86,8 +101,9 @@ pub fn routes(settings: &Settings) -> Result<warp::filters::BoxedFilter<(Respons
                 }),
         )
     };
-    let roll_async = server::route(
+    let roll_async = server::api_route(
         &http,
+        &faults,
         "/roll-async",
         warp::path!("roll-async")
             .and(server::raw_query())
@@ -100,5 +116,6 @@ pub fn routes(settings: &Settings) -> Result<warp::filters::BoxedFilter<(Respons
         roll.or(roll_async).unify().boxed(),
         &http,
         registry,
+        &faults,
     ))
 }

@@ -16,6 +16,7 @@ use prometheus::{Histogram, IntCounterVec, IntGauge, Registry};
 use rand::Rng as _;
 use serde::{Serialize, Serializer};
 use telemetry::client::{Upstream, UpstreamError};
+use telemetry::faults::Faults;
 use telemetry::metrics::{self, LATENCY_BUCKETS};
 use telemetry::server::{json, json_error};
 use tokio::task::JoinSet;
@@ -125,6 +126,7 @@ struct Inner {
     die_service: Upstream,
     max_times: u32,
     default_delay: DelayRange,
+    faults: Faults,
     rolls: IntCounterVec,
     results: IntCounterVec,
     batch_size: Histogram,
@@ -138,12 +140,14 @@ impl Roller {
         die_service: Upstream,
         max_times: u32,
         default_delay: DelayRange,
+        faults: Faults,
         registry: &Registry,
     ) -> Self {
         Self(Arc::new(Inner {
             die_service,
             max_times,
             default_delay,
+            faults,
             rolls: metrics::counter_vec(
                 registry,
                 "dice_rolls_total",
@@ -238,7 +242,8 @@ impl Roller {
         }
     }
 
-    /// Runs `query.times` rolls as concurrent tasks; `None` marks a failed roll.
+    /// Runs `query.times` rolls as concurrent tasks; `None` marks a failed roll. With the
+    /// `sequential` fault switch on, each roll is awaited before the next one starts.
     async fn roll_many(&self, query: &RollAsyncQuery) -> Result<Vec<Option<i64>>, Refusal> {
         let die: Arc<str> = query.die.as_str().into();
         let once = match query.fetch {
@@ -246,13 +251,12 @@ impl Roller {
             Fetch::Each => None,
         };
         let request_span = tracing::Span::current();
-        let mut tasks = JoinSet::new();
-        for index in 0..query.times as usize {
+        let roll = |index: usize| {
             let roller = self.clone();
             let die = die.clone();
             let once = once.clone();
             let request_span = request_span.clone();
-            tasks.spawn(async move {
+            async move {
                 let spec = match once {
                     Some(spec) => spec,
                     // Each roll's own fetch hangs off the request span, beside the roll spans.
@@ -270,17 +274,28 @@ impl Roller {
                     .instrument(span)
                     .await;
                 Ok::<_, Refusal>((index, roll))
-            });
-        }
+            }
+        };
         let mut rolls = vec![None; query.times as usize];
+        let mut record = |(index, roll): (usize, Roll)| {
+            rolls[index] = match roll {
+                Roll::Value(value) => Some(value),
+                Roll::Failed => None,
+            }
+        };
+        if self.0.faults.sequential() {
+            for index in 0..query.times as usize {
+                record(roll(index).await?);
+            }
+            return Ok(rolls);
+        }
+        let mut tasks = JoinSet::new();
+        for index in 0..query.times as usize {
+            tasks.spawn(roll(index));
+        }
         while let Some(joined) = tasks.join_next().await {
             match joined {
-                Ok(Ok((index, roll))) => {
-                    rolls[index] = match roll {
-                        Roll::Value(value) => Some(value),
-                        Roll::Failed => None,
-                    }
-                }
+                Ok(Ok(done)) => record(done),
                 // The first failed fetch decides the answer; dropping the set stops the others.
                 Ok(Err(refusal)) => return Err(refusal),
                 Err(error) => {

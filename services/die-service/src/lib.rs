@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use prometheus::IntCounterVec;
 use serde::Serialize;
+use telemetry::faults::{FaultSettings, Faults};
 use telemetry::server::{self, Server, json, json_error};
 use telemetry::{HttpMetrics, metrics};
 use warp::Filter as _;
@@ -32,6 +33,8 @@ pub struct Settings {
     /// The dice file; the built-in dice.json when unset.
     #[arg(long, env = "DICE_FILE")]
     pub dice_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub faults: FaultSettings,
 }
 
 /// The service's name in telemetry.
@@ -48,7 +51,7 @@ pub async fn build(settings: &Settings) -> Result<Server, String> {
         file = %settings.dice_file.as_ref().map_or(dice::BUILT_IN_NAME.into(), |p| p.display().to_string()),
         "dice loaded"
     );
-    Server::bind(settings.listen, routes(catalog)).await
+    Server::bind(settings.listen, routes(catalog, &settings.faults)).await
 }
 
 struct State {
@@ -57,9 +60,10 @@ struct State {
 }
 
 /// Every route of the service, with its own metrics registry.
-pub fn routes(catalog: Catalog) -> warp::filters::BoxedFilter<(Response,)> {
+pub fn routes(catalog: Catalog, faults: &FaultSettings) -> warp::filters::BoxedFilter<(Response,)> {
     let registry = metrics::registry();
     let http = HttpMetrics::new(&registry);
+    let faults = Faults::new(SERVICE.name, faults, None, &registry);
     metrics::int_gauge(
         &registry,
         "die_specifications_loaded",
@@ -92,8 +96,9 @@ pub fn routes(catalog: Catalog) -> warp::filters::BoxedFilter<(Response,)> {
 
     let list = {
         let state = state.clone();
-        server::route(
+        server::api_route(
             &http,
+            &faults,
             "/dice",
             warp::path!("dice").map(move || {
                 let state = state.clone();
@@ -101,15 +106,16 @@ pub fn routes(catalog: Catalog) -> warp::filters::BoxedFilter<(Response,)> {
             }),
         )
     };
-    let one = server::route(
+    let one = server::api_route(
         &http,
+        &faults,
         "/dice/{type}",
         warp::path!("dice" / String).map(move |die: String| {
             let state = state.clone();
             async move { get_die(&state, &die) }
         }),
     );
-    server::app(list.or(one).unify().boxed(), &http, registry)
+    server::app(list.or(one).unify().boxed(), &http, registry, &faults)
 }
 
 /// A die with its type, as both routes return it.

@@ -19,6 +19,7 @@ use prometheus::IntCounterVec;
 use serde::Serialize;
 use serde_json::Value;
 use telemetry::client::{Upstream, UpstreamError};
+use telemetry::faults::{FaultSettings, Faults};
 use telemetry::server::{self, Server, json, json_error};
 use telemetry::{HttpMetrics, metrics};
 use warp::Filter as _;
@@ -47,6 +48,8 @@ pub struct Settings {
     /// How long a call to the dice-roller or die-service may take before the frontend answers 504.
     #[arg(long, env = "UPSTREAM_TIMEOUT_MS", default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub upstream_timeout_ms: u64,
+    #[command(flatten)]
+    pub faults: FaultSettings,
 }
 
 /// The service's name in telemetry.
@@ -75,6 +78,7 @@ struct State {
 pub fn routes(settings: &Settings) -> Result<warp::filters::BoxedFilter<(Response,)>, String> {
     let registry = metrics::registry();
     let http = HttpMetrics::new(&registry);
+    let faults = Faults::new(SERVICE.name, &settings.faults, None, &registry);
     let timeout = Duration::from_millis(settings.upstream_timeout_ms);
     let actions = metrics::counter_vec(
         &registry,
@@ -109,8 +113,9 @@ pub fn routes(settings: &Settings) -> Result<warp::filters::BoxedFilter<(Respons
         "/assets/{file}",
         warp::path!("assets" / String).map(|name: String| async move { asset(&name) }),
     );
-    let dice = server::route(
+    let dice = server::api_route(
         &http,
+        &faults,
         "/api/dice",
         warp::path!("api" / "dice")
             .and(with_state())
@@ -119,8 +124,9 @@ pub fn routes(settings: &Settings) -> Result<warp::filters::BoxedFilter<(Respons
                 relay(&state.die_service, "dice").await
             }),
     );
-    let roll = server::route(
+    let roll = server::api_route(
         &http,
+        &faults,
         "/api/roll",
         warp::path!("api" / "roll")
             .and(with_state())
@@ -130,8 +136,9 @@ pub fn routes(settings: &Settings) -> Result<warp::filters::BoxedFilter<(Respons
                 relay(&state.dice_roller, &format!("roll?{query}")).await
             }),
     );
-    let roll_async = server::route(
+    let roll_async = server::api_route(
         &http,
+        &faults,
         "/api/roll-async",
         warp::path!("api" / "roll-async")
             .and(with_state())
@@ -151,7 +158,7 @@ pub fn routes(settings: &Settings) -> Result<warp::filters::BoxedFilter<(Respons
         .or(roll_async)
         .unify()
         .boxed();
-    Ok(server::app(own, &http, registry))
+    Ok(server::app(own, &http, registry, &faults))
 }
 
 /// The page, rendered with the dice the die-service lists (or with why it could not).

@@ -5,11 +5,13 @@
 //! subscriber whose lines carry the exported span's ids, and the Prometheus registry with the HTTP
 //! request metrics. [`server`] wraps warp routes in a SERVER span, an access log line and those
 //! metrics, continuing any W3C `traceparent` it receives; [`client`] does the same for outgoing
-//! reqwest calls as CLIENT spans that inject `traceparent`. [`Telemetry::shutdown`] flushes the spans
-//! that are still queued once the server has drained.
+//! reqwest calls as CLIENT spans that inject `traceparent`. [`faults`] holds the fault switches the
+//! lab guide turns on. [`Telemetry::shutdown`] flushes the spans that are still queued once the
+//! server has drained.
 
 pub mod client;
 mod export;
+pub mod faults;
 mod logging;
 pub mod metrics;
 pub mod server;

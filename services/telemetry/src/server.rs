@@ -25,6 +25,7 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply as _};
 
+use crate::faults::Faults;
 use crate::metrics::{self, HttpMetrics};
 
 /// How long open requests may take to finish once shutdown starts.
@@ -71,16 +72,49 @@ where
         .boxed()
 }
 
-/// A service's own routes, then `/healthz`, `/metrics` and, for any other path, a JSON 404.
+/// Wraps one route of the service's API, as [`route`] does, with the fault switches in front of
+/// it: inside the request's span, the switched-on latency comes first, then maybe an injected 500
+/// instead of the answer.
+pub fn api_route<F, Fut>(
+    http: &HttpMetrics,
+    faults: &Faults,
+    template: &'static str,
+    filter: F,
+) -> BoxedFilter<(Response,)>
+where
+    F: Filter<Extract = (Fut,), Error = Rejection> + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response> + Send + 'static,
+{
+    let faults = faults.clone();
+    route(
+        http,
+        template,
+        filter.map(move |answer: Fut| {
+            let faults = faults.clone();
+            async move {
+                match faults.inject().await {
+                    Some(injected) => injected,
+                    None => answer.await,
+                }
+            }
+        }),
+    )
+}
+
+/// A service's own routes, then `/healthz`, `/metrics`, `/admin/faults` and, for any other path,
+/// a JSON 404.
 pub fn app(
     routes: BoxedFilter<(Response,)>,
     http: &HttpMetrics,
     registry: prometheus::Registry,
+    faults: &Faults,
 ) -> BoxedFilter<(Response,)> {
     routes
         .or(healthz(http))
         .unify()
         .or(metrics(http, registry))
+        .unify()
+        .or(faults.admin(http))
         .unify()
         .or(not_found(http))
         .unify()
@@ -226,15 +260,16 @@ pub fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Inf
 }
 
 /// What the span and the access line need to know of a request.
-struct Request {
-    method: Method,
+pub(crate) struct Request {
+    pub(crate) method: Method,
     path: String,
     query: String,
-    headers: HeaderMap,
-    peer: Option<SocketAddr>,
+    pub(crate) headers: HeaderMap,
+    pub(crate) peer: Option<SocketAddr>,
 }
 
-fn request() -> impl Filter<Extract = (Request,), Error = std::convert::Infallible> + Clone {
+pub(crate) fn request()
+-> impl Filter<Extract = (Request,), Error = std::convert::Infallible> + Clone {
     warp::method()
         .and(warp::path::full())
         .and(raw_query())
@@ -252,7 +287,7 @@ fn request() -> impl Filter<Extract = (Request,), Error = std::convert::Infallib
 }
 
 /// Runs `answer` inside the request's SERVER span, then records the outcome everywhere.
-async fn observe(
+pub(crate) async fn observe(
     http: &HttpMetrics,
     template: Option<&'static str>,
     request: Request,

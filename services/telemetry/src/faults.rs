@@ -1,0 +1,442 @@
+//! Fault switches, so that the lab guide's exercises can break the services on purpose.
+//!
+//! Every service can add latency to its API requests and fail a fraction of them with a 500; the
+//! dice-roller can also roll a batch one roll at a time (`sequential`, the bug of the guide's bug
+//! hunt). All of it is off unless asked for: at start-up with `--fault-latency-ms`,
+//! `--fault-error-rate` (and the roller's `--sequential`) or their environment variables, and at
+//! run time through `/admin/faults` (`GET` to read, `PUT` with a JSON object to change, `DELETE`
+//! to turn everything off). The run-time switch answers only requests from loopback, or requests
+//! that carry `Authorization: Bearer TOKEN` when the service was started with `--fault-token`.
+//! Faults happen inside the request's SERVER span, so a trace shows them where they are; each one
+//! is counted in `faults_injected_total{kind}`, and every change of a switch is logged.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt as _};
+use http::{HeaderMap, Method, StatusCode};
+use prometheus::{IntCounterVec, Registry};
+use serde::{Deserialize, Serialize, Serializer};
+use warp::Filter as _;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+
+use crate::metrics::{self, HttpMetrics};
+use crate::server::{self, json, json_error};
+
+/// The longest latency a switch may add: far beyond every time-out in the lab.
+pub const MAX_LATENCY_MS: u64 = 60_000;
+
+/// The largest body `PUT /admin/faults` reads.
+const MAX_BODY: usize = 4096;
+
+/// Start-up fault settings, shared by every service's flags.
+#[derive(Clone, Debug, Default, Serialize, clap::Args)]
+pub struct FaultSettings {
+    /// Fault: milliseconds of latency added to every API request (0, the default, is off).
+    #[arg(long = "fault-latency-ms", env = "FAULT_LATENCY_MS", default_value_t = 0, value_parser = parse_latency)]
+    pub latency_ms: u64,
+    /// Fault: the fraction of API requests answered with an injected 500, 0 to 1 (0 is off).
+    #[arg(long = "fault-error-rate", env = "FAULT_ERROR_RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    pub error_rate: f64,
+    /// Lets /admin/faults be used from other hosts with `Authorization: Bearer TOKEN`; without
+    /// it, only requests from loopback may read or change the switches.
+    #[arg(long = "fault-token", env = "FAULT_TOKEN", hide_env_values = true)]
+    #[serde(serialize_with = "redacted")]
+    pub token: Option<String>,
+}
+
+fn parse_latency(text: &str) -> Result<u64, String> {
+    let value = text
+        .parse::<u64>()
+        .map_err(|_| format!("'{text}' is not a number of milliseconds"))?;
+    check_latency(value)
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    let value = text
+        .parse::<f64>()
+        .map_err(|_| format!("'{text}' is not a number from 0 to 1"))?;
+    check_rate(value)
+}
+
+fn check_latency(value: u64) -> Result<u64, String> {
+    if value > MAX_LATENCY_MS {
+        return Err(format!(
+            "latency_ms must be at most {MAX_LATENCY_MS}, not {value}"
+        ));
+    }
+    Ok(value)
+}
+
+fn check_rate(value: f64) -> Result<f64, String> {
+    if !(0.0..=1.0).contains(&value) {
+        return Err(format!("error_rate must be from 0 to 1, not {value}"));
+    }
+    Ok(value)
+}
+
+/// Start-up settings are printed; a token never is.
+fn redacted<S: Serializer>(token: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
+    match token {
+        Some(_) => serializer.serialize_str("(set)"),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// The switches of one service, shared by its routes.
+#[derive(Clone)]
+pub struct Faults(Arc<State>);
+
+struct State {
+    service: &'static str,
+    latency_ms: AtomicU64,
+    /// The error rate's `f64` bits.
+    error_rate: AtomicU64,
+    /// `None` for services that have no sequential mode.
+    sequential: Option<AtomicBool>,
+    token: Option<String>,
+    injected: IntCounterVec,
+}
+
+/// What `/admin/faults` shows.
+#[derive(Serialize)]
+struct Switches {
+    latency_ms: u64,
+    error_rate: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sequential: Option<bool>,
+}
+
+/// A `PUT /admin/faults` body: the switches to change.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Change {
+    latency_ms: Option<u64>,
+    error_rate: Option<f64>,
+    sequential: Option<bool>,
+}
+
+impl Faults {
+    /// The switches as `settings` set them. `sequential` is `Some(initial)` for a service that
+    /// has a sequential mode.
+    pub fn new(
+        service: &'static str,
+        settings: &FaultSettings,
+        sequential: Option<bool>,
+        registry: &Registry,
+    ) -> Self {
+        let faults = Self(Arc::new(State {
+            service,
+            latency_ms: AtomicU64::new(settings.latency_ms),
+            error_rate: AtomicU64::new(settings.error_rate.to_bits()),
+            sequential: sequential.map(AtomicBool::new),
+            token: settings.token.clone().filter(|t| !t.is_empty()),
+            injected: metrics::counter_vec(
+                registry,
+                "faults_injected_total",
+                "Faults injected by the fault switches, by kind (latency or error).",
+                &["kind"],
+            ),
+        }));
+        for kind in ["latency", "error"] {
+            faults.0.injected.with_label_values(&[kind]);
+        }
+        let on = faults.switches();
+        if on.latency_ms > 0 || on.error_rate > 0.0 || on.sequential == Some(true) {
+            tracing::warn!(
+                latency_ms = on.latency_ms,
+                error_rate = on.error_rate,
+                sequential = on.sequential,
+                "fault switches on at start-up"
+            );
+        }
+        faults
+    }
+
+    /// Whether a batch of rolls should run one roll at a time.
+    pub fn sequential(&self) -> bool {
+        self.0
+            .sequential
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+
+    fn switches(&self) -> Switches {
+        Switches {
+            latency_ms: self.0.latency_ms.load(Ordering::Relaxed),
+            error_rate: f64::from_bits(self.0.error_rate.load(Ordering::Relaxed)),
+            sequential: self
+                .0
+                .sequential
+                .as_ref()
+                .map(|s| s.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// Checks the whole change first, so that a bad one changes nothing.
+    fn apply(&self, change: Change) -> Result<(), String> {
+        let latency = change.latency_ms.map(check_latency).transpose()?;
+        let rate = change.error_rate.map(check_rate).transpose()?;
+        let sequential = match (change.sequential, &self.0.sequential) {
+            (Some(on), Some(switch)) => Some((on, switch)),
+            (Some(_), None) => {
+                return Err(format!("{} has no sequential mode", self.0.service));
+            }
+            (None, _) => None,
+        };
+        if let Some(latency) = latency {
+            self.0.latency_ms.store(latency, Ordering::Relaxed);
+        }
+        if let Some(rate) = rate {
+            self.0.error_rate.store(rate.to_bits(), Ordering::Relaxed);
+        }
+        if let Some((on, switch)) = sequential {
+            switch.store(on, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn all_off(&self) {
+        self.0.latency_ms.store(0, Ordering::Relaxed);
+        self.0.error_rate.store(0f64.to_bits(), Ordering::Relaxed);
+        if let Some(switch) = &self.0.sequential {
+            switch.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Runs before an API request is answered, inside its span: waits the added latency, then
+    /// returns the injected error to answer instead, if this request draws one.
+    pub(crate) async fn inject(&self) -> Option<Response> {
+        let Switches {
+            latency_ms,
+            error_rate,
+            ..
+        } = self.switches();
+        if latency_ms > 0 {
+            self.0.injected.with_label_values(&["latency"]).inc();
+            tokio::time::sleep(Duration::from_millis(latency_ms)).await;
+        }
+        if error_rate > 0.0 && rand::random::<f64>() < error_rate {
+            self.0.injected.with_label_values(&["error"]).inc();
+            tracing::warn!(
+                error_rate,
+                "injected fault: failing this request on purpose"
+            );
+            return Some(json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "injected fault: {} fails {}% of requests on purpose (see /admin/faults)",
+                    self.0.service,
+                    error_rate * 100.0
+                ),
+            ));
+        }
+        None
+    }
+
+    /// `/admin/faults`: GET, PUT and DELETE, from loopback or with the token.
+    pub(crate) fn admin(&self, http: &HttpMetrics) -> BoxedFilter<(Response,)> {
+        let faults = self.clone();
+        let http = http.clone();
+        warp::path!("admin" / "faults")
+            .and(server::request())
+            .and(warp::body::stream())
+            .then(move |request: server::Request, body| {
+                let faults = faults.clone();
+                let http = http.clone();
+                async move {
+                    let answer = faults.answer_admin(
+                        request.method.clone(),
+                        request.peer,
+                        request.headers.clone(),
+                        body,
+                    );
+                    server::observe(&http, Some("/admin/faults"), request, answer).await
+                }
+            })
+            .boxed()
+    }
+
+    async fn answer_admin<S, B>(
+        self,
+        method: Method,
+        peer: Option<SocketAddr>,
+        headers: HeaderMap,
+        body: S,
+    ) -> Response
+    where
+        S: Stream<Item = Result<B, warp::Error>> + Send,
+        B: bytes::Buf,
+    {
+        if !self.allowed(peer, &headers) {
+            return json_error(
+                StatusCode::FORBIDDEN,
+                "the fault switches answer only on localhost, or with \
+                 'Authorization: Bearer TOKEN' when the service was started with --fault-token",
+            );
+        }
+        match method {
+            Method::GET | Method::HEAD => {}
+            Method::PUT => {
+                let body = match read_body(body).await {
+                    Ok(body) => body,
+                    Err(response) => return response,
+                };
+                let change: Change = match serde_json::from_slice(&body) {
+                    Ok(change) => change,
+                    Err(error) => {
+                        return json_error(
+                            StatusCode::BAD_REQUEST,
+                            format!(
+                                "the body must be a JSON object with any of latency_ms, \
+                                 error_rate and sequential: {error}"
+                            ),
+                        );
+                    }
+                };
+                if let Err(message) = self.apply(change) {
+                    return json_error(StatusCode::BAD_REQUEST, message);
+                }
+                self.log_change();
+            }
+            Method::DELETE => {
+                self.all_off();
+                self.log_change();
+            }
+            other => {
+                let mut response = json_error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    format!("/admin/faults answers GET, PUT and DELETE, not {other}"),
+                );
+                response.headers_mut().insert(
+                    http::header::ALLOW,
+                    http::HeaderValue::from_static("GET, HEAD, PUT, DELETE"),
+                );
+                return response;
+            }
+        }
+        json(StatusCode::OK, &self.switches())
+    }
+
+    fn allowed(&self, peer: Option<SocketAddr>, headers: &HeaderMap) -> bool {
+        if peer.is_some_and(|p| p.ip().to_canonical().is_loopback()) {
+            return true;
+        }
+        let Some(token) = &self.0.token else {
+            return false;
+        };
+        let offered = headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        constant_time_eq(offered.as_bytes(), token.as_bytes())
+    }
+
+    fn log_change(&self) {
+        let now = self.switches();
+        tracing::warn!(
+            latency_ms = now.latency_ms,
+            error_rate = now.error_rate,
+            sequential = now.sequential,
+            "fault switches changed"
+        );
+    }
+}
+
+/// The body, or a 413 once it is longer than [`MAX_BODY`].
+async fn read_body<S, B>(body: S) -> Result<Vec<u8>, Response>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    let mut body = std::pin::pin!(body);
+    let mut read = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|error| {
+            json_error(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {error}"),
+            )
+        })?;
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            if read.len() + part.len() > MAX_BODY {
+                return Err(json_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the body must be at most {MAX_BODY} bytes"),
+                ));
+            }
+            read.extend_from_slice(part);
+            let taken = part.len();
+            chunk.advance(taken);
+        }
+    }
+    Ok(read)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn faults(token: Option<&str>) -> Faults {
+        let settings = FaultSettings {
+            token: token.map(str::to_owned),
+            ..FaultSettings::default()
+        };
+        Faults::new("test", &settings, None, &metrics::registry())
+    }
+
+    fn bearer(token: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        headers
+    }
+
+    #[test]
+    fn loopback_may_always_switch_other_hosts_only_with_the_token() {
+        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:5000".parse().unwrap();
+        let remote: SocketAddr = "10.1.2.3:5000".parse().unwrap();
+        let none = HeaderMap::new();
+
+        let without = faults(None);
+        assert!(without.allowed(Some(local), &none));
+        assert!(without.allowed(Some(mapped), &none));
+        assert!(!without.allowed(Some(remote), &none));
+        assert!(!without.allowed(Some(remote), &bearer("")));
+        assert!(!without.allowed(None, &none));
+
+        let with = faults(Some("s3cret"));
+        assert!(with.allowed(Some(remote), &bearer("s3cret")));
+        assert!(!with.allowed(Some(remote), &bearer("s3cre")));
+        assert!(!with.allowed(Some(remote), &bearer("s3cret!")));
+        assert!(!with.allowed(Some(remote), &none));
+        // An empty token is no token.
+        assert!(!faults(Some("")).allowed(Some(remote), &bearer("")));
+    }
+
+    #[test]
+    fn start_up_values_are_checked_like_run_time_ones() {
+        assert_eq!(parse_latency("250"), Ok(250));
+        assert!(
+            parse_latency("60001")
+                .unwrap_err()
+                .contains("at most 60000")
+        );
+        assert!(parse_latency("fast").unwrap_err().contains("not a number"));
+        assert_eq!(parse_rate("0.25"), Ok(0.25));
+        assert!(parse_rate("2").unwrap_err().contains("from 0 to 1"));
+        assert!(parse_rate("NaN").unwrap_err().contains("from 0 to 1"));
+    }
+}

@@ -1,0 +1,239 @@
+//! The fault switches the lab guide uses, against the services running in this process on real
+//! sockets: off by default, on at start-up or at run time through `/admin/faults`, every bad
+//! change refused with a clear error and without changing anything, and each fault where the
+//! exercises expect it (a 500 from the die-service becoming the roller's 502, latency in the
+//! answer time, `faults_injected_total`). Sequential rolling is checked on traces in `traces.rs`.
+
+use std::time::{Duration, Instant};
+
+use lab_tests::in_process::{Running, dice_roller, die_service, die_service_with, roller_settings};
+use lab_tests::prom;
+use serde_json::{Value, json};
+use telemetry::faults::FaultSettings;
+
+async fn call(method: reqwest::Method, url: String, body: Option<String>) -> (u16, Value) {
+    let mut request = reqwest::Client::new().request(method.clone(), &url);
+    if let Some(body) = body {
+        request = request.body(body);
+    }
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("a JSON body"))
+}
+
+async fn switches(service: &Running) -> Value {
+    let (status, body) = call(
+        reqwest::Method::GET,
+        format!("{}/admin/faults", service.url()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+async fn put(service: &Running, body: &str) -> (u16, Value) {
+    call(
+        reqwest::Method::PUT,
+        format!("{}/admin/faults", service.url()),
+        Some(body.to_owned()),
+    )
+    .await
+}
+
+async fn injected(service: &Running, kind: &str) -> f64 {
+    let text = reqwest::get(format!("{}/metrics", service.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    prom::value(
+        &prom::parse(&text),
+        "faults_injected_total",
+        &[("kind", kind)],
+    )
+    .expect("faults_injected_total is exported")
+}
+
+#[tokio::test]
+async fn every_switch_is_off_by_default() {
+    let dice = die_service(None).await;
+    let roller = dice_roller(roller_settings(&dice.url())).await;
+    assert_eq!(
+        switches(&dice).await,
+        json!({"latency_ms": 0, "error_rate": 0.0})
+    );
+    assert_eq!(
+        switches(&roller).await,
+        json!({"latency_ms": 0, "error_rate": 0.0, "sequential": false})
+    );
+    for _ in 0..20 {
+        let (status, _) = call(
+            reqwest::Method::GET,
+            format!("{}/roll?die=fair", roller.url()),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!(injected(&dice, "error").await, 0.0);
+    assert_eq!(injected(&dice, "latency").await, 0.0);
+}
+
+#[tokio::test]
+async fn an_error_rate_at_start_up_fails_the_die_service_and_the_roller_says_502() {
+    let dice = die_service_with(die_service::Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        dice_file: None,
+        faults: FaultSettings {
+            error_rate: 1.0,
+            ..FaultSettings::default()
+        },
+    })
+    .await;
+    let roller = dice_roller(roller_settings(&dice.url())).await;
+
+    let (status, body) = call(
+        reqwest::Method::GET,
+        format!("{}/dice/fair", dice.url()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 500);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("injected fault: die-service fails 100% of requests"),
+        "{body}"
+    );
+    let (status, body) = call(
+        reqwest::Method::GET,
+        format!("{}/roll?die=fair", roller.url()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(injected(&dice, "error").await, 2.0);
+
+    let (status, body) = call(
+        reqwest::Method::DELETE,
+        format!("{}/admin/faults", dice.url()),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (200, json!({"latency_ms": 0, "error_rate": 0.0}))
+    );
+    let (status, _) = call(
+        reqwest::Method::GET,
+        format!("{}/roll?die=fair", roller.url()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    // The switch's own page and the service's health are never failed on purpose.
+    let (status, _) = put(&dice, r#"{"error_rate": 1}"#).await;
+    assert_eq!(status, 200);
+    for path in ["/healthz", "/admin/faults"] {
+        let (status, _) = call(reqwest::Method::GET, format!("{}{path}", dice.url()), None).await;
+        assert_eq!(status, 200, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn latency_switched_on_at_run_time_slows_every_roll() {
+    let dice = die_service(None).await;
+    let roller = dice_roller(roller_settings(&dice.url())).await;
+    let (status, body) = put(&dice, r#"{"latency_ms": 300}"#).await;
+    assert_eq!(
+        (status, body),
+        (200, json!({"latency_ms": 300, "error_rate": 0.0}))
+    );
+    let started = Instant::now();
+    let (status, _) = call(
+        reqwest::Method::GET,
+        format!("{}/roll-async?die=fair&times=5", roller.url()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "the die-service's 300 ms are in the roll's answer time"
+    );
+    assert_eq!(injected(&dice, "latency").await, 1.0);
+
+    // Beyond the roller's time-out (1 s in these tests) the latency becomes a 504.
+    put(&dice, r#"{"latency_ms": 1500}"#).await;
+    let (status, body) = call(
+        reqwest::Method::GET,
+        format!("{}/roll?die=fair", roller.url()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 504, "{body}");
+}
+
+#[tokio::test]
+async fn bad_changes_are_refused_and_change_nothing() {
+    let dice = die_service(None).await;
+    let roller = dice_roller(roller_settings(&dice.url())).await;
+    put(&roller, r#"{"latency_ms": 5, "sequential": true}"#).await;
+    let before = switches(&roller).await;
+    let cases: &[(&str, u16, &str)] = &[
+        (
+            r#"{"error_rate": 1.5}"#,
+            400,
+            "error_rate must be from 0 to 1",
+        ),
+        (
+            r#"{"error_rate": -0.1}"#,
+            400,
+            "error_rate must be from 0 to 1",
+        ),
+        (
+            r#"{"latency_ms": 60001, "sequential": false}"#,
+            400,
+            "latency_ms must be at most 60000",
+        ),
+        (
+            r#"{"latency_ms": -1}"#,
+            400,
+            "the body must be a JSON object",
+        ),
+        (r#"{"latency": 100}"#, 400, "unknown field `latency`"),
+        ("not json", 400, "the body must be a JSON object"),
+        ("", 400, "the body must be a JSON object"),
+    ];
+    for (body, status, message) in cases {
+        let (got, answer) = put(&roller, body).await;
+        assert_eq!(got, *status, "PUT {body:?}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(message),
+            "PUT {body:?}: {answer}"
+        );
+        assert_eq!(
+            switches(&roller).await,
+            before,
+            "PUT {body:?} changed nothing"
+        );
+    }
+    let (status, answer) = put(&roller, &format!(r#"{{"x": "{}"}}"#, "a".repeat(5000))).await;
+    assert_eq!(status, 413, "{answer}");
+    let (status, answer) = put(&dice, r#"{"sequential": true}"#).await;
+    assert_eq!(status, 400);
+    assert_eq!(answer["error"], "die-service has no sequential mode");
+    let (status, answer) = call(
+        reqwest::Method::POST,
+        format!("{}/admin/faults", dice.url()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 405, "{answer}");
+}
