@@ -25,7 +25,7 @@ type Test = fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Sen
 
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
-    let tests: [(&str, Test); 4] = [
+    let tests: [(&str, Test); 5] = [
         ("roll_multiple_is_one_trace_across_the_containers", || {
             Box::pin(roll_multiple_is_one_trace_across_the_containers())
         }),
@@ -39,6 +39,10 @@ fn main() -> std::process::ExitCode {
         ("docker_stop_loses_no_finished_span", || {
             Box::pin(docker_stop_loses_no_finished_span())
         }),
+        (
+            "fault_switches_answer_other_hosts_only_with_the_token",
+            || Box::pin(fault_switches_answer_other_hosts_only_with_the_token()),
+        ),
     ];
     let docker = containers::docker();
     let required = std::env::var(REQUIRE_DOCKER).is_ok_and(|v| v == "1");
@@ -315,6 +319,56 @@ async fn a_die_service_outage_is_a_traced_503_and_heals_by_itself() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// From the host, a container sees a request from the Docker network, not from its own loopback:
+/// the run-time fault switch refuses it, unless it carries the token the service was started with.
+async fn fault_switches_answer_other_hosts_only_with_the_token() {
+    let lab = Lab::start(&[("FAULT_TOKEN", "s3cret")]).await;
+    let port = lab
+        .roller
+        .get_host_port_ipv4(containers::port("dice-roller"))
+        .await
+        .expect("a mapped port");
+    let url = format!("http://127.0.0.1:{port}/admin/faults");
+    let http = reqwest::Client::new();
+    let put = |token: Option<&'static str>| {
+        let mut request = http.put(&url).body(r#"{"sequential": true}"#);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        request.send()
+    };
+
+    for token in [None, Some("wrong")] {
+        let response = put(token).await.expect("the roller answers");
+        assert_eq!(response.status(), 403, "token {token:?}");
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("answer only on localhost"),
+            "{body}"
+        );
+    }
+    let (_, answer) = lab.get("/api/roll-async?die=fair&times=5").await;
+    assert_eq!(answer["count"], 5, "refused changes changed nothing");
+
+    let response = put(Some("s3cret")).await.expect("the roller answers");
+    assert_eq!(response.status(), 200);
+    let state: Value = response.json().await.unwrap();
+    assert_eq!(state["sequential"], true);
+    let (status, body) = lab.get("/api/roll-async?die=fair&times=5").await;
+    assert_eq!(status, 200, "{body}");
+    let trace = lab.trace(body["trace_id"].as_str().unwrap(), 5, 1).await;
+    let shape = assert_roll_async(&trace, "fair", 5, 1);
+    assert_eq!(
+        max_concurrency(&shape.rolls),
+        1,
+        "the switch took effect:\n{}",
+        trace.render()
+    );
 }
 
 async fn docker_stop_loses_no_finished_span() {
