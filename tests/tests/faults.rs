@@ -24,13 +24,17 @@ async fn call(method: reqwest::Method, url: String, body: Option<String>) -> (u1
     (status, response.json().await.expect("a JSON body"))
 }
 
-async fn switches(service: &Running) -> Value {
-    let (status, body) = call(
+async fn get(service: &Running, path: &str) -> (u16, Value) {
+    call(
         reqwest::Method::GET,
-        format!("{}/admin/faults", service.url()),
+        format!("{}{path}", service.url()),
         None,
     )
-    .await;
+    .await
+}
+
+async fn switches(service: &Running) -> Value {
+    let (status, body) = get(service, "/admin/faults").await;
     assert_eq!(status, 200, "{body}");
     body
 }
@@ -72,12 +76,7 @@ async fn every_switch_is_off_by_default() {
         json!({"latency_ms": 0, "error_rate": 0.0, "sequential": false})
     );
     for _ in 0..20 {
-        let (status, _) = call(
-            reqwest::Method::GET,
-            format!("{}/roll?die=fair", roller.url()),
-            None,
-        )
-        .await;
+        let (status, _) = get(&roller, "/roll?die=fair").await;
         assert_eq!(status, 200);
     }
     assert_eq!(injected(&dice, "error").await, 0.0);
@@ -97,12 +96,7 @@ async fn an_error_rate_at_start_up_fails_the_die_service_and_the_roller_says_502
     .await;
     let roller = dice_roller(roller_settings(&dice.url())).await;
 
-    let (status, body) = call(
-        reqwest::Method::GET,
-        format!("{}/dice/fair", dice.url()),
-        None,
-    )
-    .await;
+    let (status, body) = get(&dice, "/dice/fair").await;
     assert_eq!(status, 500);
     assert!(
         body["error"]
@@ -111,12 +105,7 @@ async fn an_error_rate_at_start_up_fails_the_die_service_and_the_roller_says_502
             .starts_with("injected fault: die-service fails 100% of requests"),
         "{body}"
     );
-    let (status, body) = call(
-        reqwest::Method::GET,
-        format!("{}/roll?die=fair", roller.url()),
-        None,
-    )
-    .await;
+    let (status, body) = get(&roller, "/roll?die=fair").await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(injected(&dice, "error").await, 2.0);
 
@@ -130,18 +119,13 @@ async fn an_error_rate_at_start_up_fails_the_die_service_and_the_roller_says_502
         (status, body),
         (200, json!({"latency_ms": 0, "error_rate": 0.0}))
     );
-    let (status, _) = call(
-        reqwest::Method::GET,
-        format!("{}/roll?die=fair", roller.url()),
-        None,
-    )
-    .await;
+    let (status, _) = get(&roller, "/roll?die=fair").await;
     assert_eq!(status, 200);
     // The switch's own page and the service's health are never failed on purpose.
     let (status, _) = put(&dice, r#"{"error_rate": 1}"#).await;
     assert_eq!(status, 200);
     for path in ["/healthz", "/admin/faults"] {
-        let (status, _) = call(reqwest::Method::GET, format!("{}{path}", dice.url()), None).await;
+        let (status, _) = get(&dice, path).await;
         assert_eq!(status, 200, "{path}");
     }
 }
@@ -156,12 +140,7 @@ async fn latency_switched_on_at_run_time_slows_every_roll() {
         (200, json!({"latency_ms": 300, "error_rate": 0.0}))
     );
     let started = Instant::now();
-    let (status, _) = call(
-        reqwest::Method::GET,
-        format!("{}/roll-async?die=fair&times=5", roller.url()),
-        None,
-    )
-    .await;
+    let (status, _) = get(&roller, "/roll-async?die=fair&times=5").await;
     assert_eq!(status, 200);
     assert!(
         started.elapsed() >= Duration::from_millis(300),
@@ -171,12 +150,7 @@ async fn latency_switched_on_at_run_time_slows_every_roll() {
 
     // Beyond the roller's time-out (1 s in these tests) the latency becomes a 504.
     put(&dice, r#"{"latency_ms": 1500}"#).await;
-    let (status, body) = call(
-        reqwest::Method::GET,
-        format!("{}/roll?die=fair", roller.url()),
-        None,
-    )
-    .await;
+    let (status, body) = get(&roller, "/roll?die=fair").await;
     assert_eq!(status, 504, "{body}");
 }
 
