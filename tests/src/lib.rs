@@ -7,7 +7,8 @@
 //! (each with its own `service.name`, tracer provider and stdout), reads their JSON log lines, and
 //! stops them with SIGTERM; [`in_process`] runs a service's routes inside the test on port 0, and
 //! [`fixtures`] holds test dice and trace contexts; [`prom`] reads `/metrics` pages; [`browser`]
-//! drives headless Chromium over WebDriver; [`containers`] builds the services' images.
+//! drives headless Chromium over WebDriver; [`containers`] builds the services' images; [`wait`]
+//! polls for what arrives asynchronously.
 
 pub mod browser;
 pub mod containers;
@@ -17,3 +18,4 @@ pub mod otlp;
 pub mod process;
 pub mod prom;
 pub mod trace;
+pub mod wait;

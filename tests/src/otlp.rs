@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::trace::v1::{
@@ -19,6 +19,10 @@ use serde_json::Value;
 use warp::Filter as _;
 
 use crate::trace::Trace;
+use crate::wait;
+
+/// How often the receiver is asked again for spans that have not arrived yet.
+const POLL: Duration = Duration::from_millis(50);
 
 /// One received span, with what a test asserts on.
 #[derive(Clone, Debug)]
@@ -167,8 +171,7 @@ impl Receiver {
         timeout: Duration,
         ready: impl Fn(&Trace) -> bool,
     ) -> Trace {
-        let deadline = Instant::now() + timeout;
-        loop {
+        wait::until(timeout, POLL, || {
             let trace = Trace::new(
                 self.spans()
                     .into_iter()
@@ -176,16 +179,16 @@ impl Receiver {
                     .collect(),
             );
             if ready(&trace) {
-                return trace;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "trace {trace_id} was not complete after {timeout:?}; received:\n{}",
+                Ok(trace)
+            } else {
+                Err(format!(
+                    "trace {trace_id} is not complete; received:\n{}",
                     trace.render()
-                );
+                ))
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Waits for `count` spans in all that satisfy `select`, and returns all spans received.
@@ -195,18 +198,17 @@ impl Receiver {
         count: usize,
         select: impl Fn(&Span) -> bool,
     ) -> Vec<Span> {
-        let deadline = Instant::now() + timeout;
-        loop {
+        wait::until(timeout, POLL, || {
             let spans = self.spans();
             let found = spans.iter().filter(|s| select(s)).count();
             if found >= count {
-                return spans;
+                Ok(spans)
+            } else {
+                Err(format!("only {found} of {count} expected spans arrived"))
             }
-            if Instant::now() > deadline {
-                panic!("only {found} of {count} expected spans arrived in {timeout:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
     }
 }
 

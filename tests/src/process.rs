@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::wait;
+
 /// The services, each a binary of its own.
 pub const SERVICES: &[&str] = &["die-service", "dice-roller", "frontend"];
 
@@ -152,20 +154,20 @@ impl Service {
         count: usize,
         select: impl Fn(&Value) -> bool,
     ) -> Vec<Value> {
-        let deadline = Instant::now() + timeout;
-        loop {
+        wait::until(timeout, Duration::from_millis(20), || {
             let found: Vec<Value> = self.logs().into_iter().filter(|l| select(l)).collect();
             if found.len() >= count {
-                return found;
+                Ok(found)
+            } else {
+                Err(format!(
+                    "{} logged only {} of {count} expected lines",
+                    self.name,
+                    found.len()
+                ))
             }
-            assert!(
-                Instant::now() < deadline,
-                "{} logged only {} of {count} expected lines",
-                self.name,
-                found.len()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Sends SIGTERM and waits (at most 15 s) for the process to exit.

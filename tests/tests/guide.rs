@@ -26,6 +26,7 @@ use lab_tests::fixtures::traceparent;
 use lab_tests::otlp::{Kind, Receiver, Span, StatusCode};
 use lab_tests::process::binary;
 use lab_tests::trace::{Trace, max_concurrency, total_duration_ns};
+use lab_tests::wait;
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::Value;
 
@@ -626,19 +627,10 @@ impl Harness {
 
     fn poll(
         &self,
-        wait: Duration,
-        mut check: impl FnMut() -> Result<(), String>,
+        timeout: Duration,
+        check: impl FnMut() -> Result<(), String>,
     ) -> Result<(), String> {
-        let deadline = Instant::now() + wait;
-        loop {
-            match check() {
-                Ok(()) => return Ok(()),
-                Err(e) if Instant::now() > deadline => {
-                    return Err(format!("still not true after {wait:?}: {e}"));
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(250)),
-            }
-        }
+        wait::until_blocking(timeout, Duration::from_millis(250), check)
     }
 }
 
