@@ -15,11 +15,10 @@ pub async fn until<T>(
 ) -> Result<T, String> {
     let deadline = Instant::now() + timeout;
     loop {
-        match probe() {
-            Ok(found) => return Ok(found),
-            Err(last) if Instant::now() > deadline => return Err(late(timeout, &last)),
-            Err(_) => tokio::time::sleep(every).await,
+        if let Some(done) = ask(&mut probe, deadline, timeout) {
+            return done;
         }
+        tokio::time::sleep(every).await;
     }
 }
 
@@ -31,14 +30,24 @@ pub fn until_blocking<T>(
 ) -> Result<T, String> {
     let deadline = Instant::now() + timeout;
     loop {
-        match probe() {
-            Ok(found) => return Ok(found),
-            Err(last) if Instant::now() > deadline => return Err(late(timeout, &last)),
-            Err(_) => std::thread::sleep(every),
+        if let Some(done) = ask(&mut probe, deadline, timeout) {
+            return done;
         }
+        std::thread::sleep(every);
     }
 }
 
-fn late(timeout: Duration, last: &str) -> String {
-    format!("still not so after {timeout:?}: {last}")
+/// One question: the outcome once there is one (an answer, or the deadline passed), else `None`.
+fn ask<T>(
+    probe: &mut impl FnMut() -> Result<T, String>,
+    deadline: Instant,
+    timeout: Duration,
+) -> Option<Result<T, String>> {
+    match probe() {
+        Ok(found) => Some(Ok(found)),
+        Err(last) if Instant::now() > deadline => {
+            Some(Err(format!("still not so after {timeout:?}: {last}")))
+        }
+        Err(_) => None,
+    }
 }
