@@ -172,20 +172,22 @@ impl Receiver {
         ready: impl Fn(&Trace) -> bool,
     ) -> Trace {
         wait::until(timeout, POLL, || {
-            let trace = Trace::new(
-                self.spans()
-                    .into_iter()
-                    .filter(|s| s.trace_id == trace_id)
-                    .collect(),
-            );
-            if ready(&trace) {
-                Ok(trace)
-            } else {
-                Err(format!(
-                    "trace {trace_id} is not complete; received:\n{}",
-                    trace.render()
-                ))
-            }
+            std::future::ready({
+                let trace = Trace::new(
+                    self.spans()
+                        .into_iter()
+                        .filter(|s| s.trace_id == trace_id)
+                        .collect(),
+                );
+                if ready(&trace) {
+                    Ok(trace)
+                } else {
+                    Err(format!(
+                        "trace {trace_id} is not complete; received:\n{}",
+                        trace.render()
+                    ))
+                }
+            })
         })
         .await
         .unwrap_or_else(|e| panic!("{e}"))
@@ -199,13 +201,15 @@ impl Receiver {
         select: impl Fn(&Span) -> bool,
     ) -> Vec<Span> {
         wait::until(timeout, POLL, || {
-            let spans = self.spans();
-            let found = spans.iter().filter(|s| select(s)).count();
-            if found >= count {
-                Ok(spans)
-            } else {
-                Err(format!("only {found} of {count} expected spans arrived"))
-            }
+            std::future::ready({
+                let spans = self.spans();
+                let found = spans.iter().filter(|s| select(s)).count();
+                if found >= count {
+                    Ok(spans)
+                } else {
+                    Err(format!("only {found} of {count} expected spans arrived"))
+                }
+            })
         })
         .await
         .unwrap_or_else(|e| panic!("{e}"))

@@ -155,16 +155,18 @@ impl Service {
         select: impl Fn(&Value) -> bool,
     ) -> Vec<Value> {
         wait::until(timeout, Duration::from_millis(20), || {
-            let found: Vec<Value> = self.logs().into_iter().filter(|l| select(l)).collect();
-            if found.len() >= count {
-                Ok(found)
-            } else {
-                Err(format!(
-                    "{} logged only {} of {count} expected lines",
-                    self.name,
-                    found.len()
-                ))
-            }
+            std::future::ready({
+                let found: Vec<Value> = self.logs().into_iter().filter(|l| select(l)).collect();
+                if found.len() >= count {
+                    Ok(found)
+                } else {
+                    Err(format!(
+                        "{} logged only {} of {count} expected lines",
+                        self.name,
+                        found.len()
+                    ))
+                }
+            })
         })
         .await
         .unwrap_or_else(|e| panic!("{e}"))

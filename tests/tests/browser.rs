@@ -254,6 +254,7 @@ async fn roll_multiple_in_the_page_is_one_trace_from_the_frontend_to_every_roll(
         .receiver
         .wait_for_trace(&trace_id, WAIT, |t| {
             t.count("dice-roller", "roll") == 10
+                && t.count("dice-roller", "GET /roll-async") == 1
                 && t.count("frontend", "GET /api/roll-async") == 1
                 && t.count("frontend", "GET") == 1
         })

@@ -199,6 +199,7 @@ impl Lab {
             .wait_for_trace(trace_id, WAIT, |t| {
                 t.count("dice-roller", "roll") == rolls
                     && t.count("die-service", "GET /dice/{type}") == served
+                    && t.count("dice-roller", "GET /roll-async") == 1
                     && t.count("frontend", "GET") == 1
                     && t.spans()
                         .iter()

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use lab_tests::in_process::{Running, dice_roller, die_service, die_service_with, roller_settings};
 use lab_tests::prom;
+use lab_tests::wait;
 use serde_json::{Value, json};
 use telemetry::faults::FaultSettings;
 
@@ -152,6 +153,23 @@ async fn latency_switched_on_at_run_time_slows_every_roll() {
     put(&dice, r#"{"latency_ms": 1500}"#).await;
     let (status, body) = get(&roller, "/roll?die=fair").await;
     assert_eq!(status, 504, "{body}");
+    // The die-service saw its caller hang up: it counts the request as 499, not as nothing.
+    wait::until(Duration::from_secs(5), Duration::from_millis(50), || {
+        let url = format!("{}/metrics", dice.url());
+        async move {
+            let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+            let closed = prom::value(
+                &prom::parse(&text),
+                "http_requests_total",
+                &[("handler", "/dice/{type}"), ("status", "499")],
+            );
+            (closed == Some(1.0))
+                .then_some(())
+                .ok_or_else(|| format!("no request counted as 499:\n{text}"))
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[tokio::test]

@@ -307,6 +307,7 @@ impl Harness {
                         self.check(line)
                             .map_err(|e| format!("check `{line}` failed: {e}"))?;
                     }
+                    self.show_trace();
                 }
             }
         }
@@ -513,6 +514,16 @@ impl Harness {
                     .map_err(|e| format!("{query}: {e}"))
             }),
             _ => Err("not a check this harness knows (see lab-guide/README.md)".into()),
+        }
+    }
+
+    /// With `LAB_GUIDE_SHOW_TRACES=1`, prints the trace a check block looked at, for authors
+    /// who want real output to put in the guide.
+    fn show_trace(&self) {
+        if std::env::var_os("LAB_GUIDE_SHOW_TRACES").is_some_and(|v| v == "1")
+            && let Some(trace_id) = &self.trace_id
+        {
+            eprintln!("trace {trace_id}:\n{}", self.trace(trace_id).render());
         }
     }
 

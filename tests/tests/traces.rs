@@ -504,6 +504,8 @@ async fn frontend_api_calls_start_the_trace_and_return_its_id() {
         .wait_for_trace(&trace_id, WAIT, |t| {
             t.count("frontend", "GET /api/roll") == 1
                 && t.count("frontend", "GET") == 1
+                && t.count("dice-roller", "GET /roll") == 1
+                && t.count("dice-roller", "GET") == 1
                 && t.count("dice-roller", "roll") == 1
                 && t.count("die-service", "GET /dice/{type}") == 1
         })

@@ -286,48 +286,106 @@ pub(crate) fn request()
         )
 }
 
-/// Runs `answer` inside the request's SERVER span, then records the outcome everywhere.
+/// Runs `answer` inside the request's SERVER span, then records the outcome everywhere. A request
+/// whose client hangs up first (its caller timed out, say) is recorded too, when warp drops it.
 pub(crate) async fn observe(
     http: &HttpMetrics,
     template: Option<&'static str>,
     request: Request,
     answer: impl Future<Output = Response>,
 ) -> Response {
-    let started = Instant::now();
     let method = method_label(&request.method);
     let span = server_span(method, template, &request);
-    let response = answer.instrument(span.clone()).await;
-    let status = response.status();
-    let elapsed = started.elapsed();
-
-    span.record("http.response.status_code", i64::from(status.as_u16()));
-    if status.is_server_error() {
-        span.record("error.type", status.as_str());
-        span.set_status(Status::error(
-            status.canonical_reason().unwrap_or("server error"),
-        ));
-    }
-    let handler = template.unwrap_or(UNMATCHED);
-    http.requests
-        .with_label_values(&[handler, method, status.as_str()])
-        .inc();
-    http.duration
-        .with_label_values(&[handler, method])
-        .observe(elapsed.as_secs_f64());
-    span.in_scope(|| {
-        tracing::info!(
-            method,
-            route = handler,
-            path = %request.path,
-            status = status.as_u16(),
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            "{method} {} {} in {:.1} ms",
-            request.path,
-            status.as_u16(),
-            elapsed.as_secs_f64() * 1000.0,
-        )
-    });
+    let mut outcome = Outcome {
+        http,
+        handler: template.unwrap_or(UNMATCHED),
+        method,
+        path: request.path,
+        span: span.clone(),
+        started: Instant::now(),
+        recorded: false,
+    };
+    let response = answer.instrument(span).await;
+    outcome.record(response.status());
     response
+}
+
+/// The status a request is counted under when its client hung up before the answer: nginx's
+/// "client closed request", for want of an HTTP one.
+pub const CLIENT_CLOSED: u16 = 499;
+
+/// What is recorded of a request once it ends, answered or dropped.
+struct Outcome<'a> {
+    http: &'a HttpMetrics,
+    handler: &'static str,
+    method: &'static str,
+    path: String,
+    span: tracing::Span,
+    started: Instant,
+    recorded: bool,
+}
+
+impl Outcome<'_> {
+    fn record(&mut self, status: StatusCode) {
+        self.recorded = true;
+        let elapsed = self.started.elapsed();
+        let span = &self.span;
+        span.record("http.response.status_code", i64::from(status.as_u16()));
+        if status.is_server_error() {
+            span.record("error.type", status.as_str());
+            span.set_status(Status::error(
+                status.canonical_reason().unwrap_or("server error"),
+            ));
+        }
+        self.count(status.as_str(), elapsed);
+        let (method, path) = (self.method, &self.path);
+        span.in_scope(|| {
+            tracing::info!(
+                method,
+                route = self.handler,
+                path = %path,
+                status = status.as_u16(),
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                "{method} {path} {} in {:.1} ms",
+                status.as_u16(),
+                elapsed.as_secs_f64() * 1000.0,
+            )
+        });
+    }
+
+    fn count(&self, status: &str, elapsed: Duration) {
+        self.http
+            .requests
+            .with_label_values(&[self.handler, self.method, status])
+            .inc();
+        self.http
+            .duration
+            .with_label_values(&[self.handler, self.method])
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
+impl Drop for Outcome<'_> {
+    fn drop(&mut self) {
+        if self.recorded {
+            return;
+        }
+        let elapsed = self.started.elapsed();
+        self.span.record("error.type", "client_closed");
+        self.count(&CLIENT_CLOSED.to_string(), elapsed);
+        let (method, path) = (self.method, &self.path);
+        self.span.in_scope(|| {
+            tracing::info!(
+                method,
+                route = self.handler,
+                path = %path,
+                status = CLIENT_CLOSED,
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                "{method} {path}: the client hung up after {:.1} ms, before the answer",
+                elapsed.as_secs_f64() * 1000.0,
+            )
+        });
+    }
 }
 
 fn server_span(
