@@ -254,6 +254,8 @@ in {
       services.grafana = {
         enable = true;
         settings = lib.recursiveUpdate (lib.importJSON (observability + "/grafana/settings.json")) {
+          # Grafana is for people's browsers: it listens where the services do.
+          server.http_addr = cfg.listenAddress;
           security = {
             admin_password = "$__file{${grafanaSecrets}/admin-password}";
             secret_key = "$__file{${grafanaSecrets}/secret-key}";
