@@ -307,15 +307,10 @@ impl Faults {
                 self.log_change();
             }
             other => {
-                let mut response = json_error(
-                    StatusCode::METHOD_NOT_ALLOWED,
+                return server::method_not_allowed(
                     format!("/admin/faults answers GET, PUT and DELETE, not {other}"),
+                    "GET, HEAD, PUT, DELETE",
                 );
-                response.headers_mut().insert(
-                    http::header::ALLOW,
-                    http::HeaderValue::from_static("GET, HEAD, PUT, DELETE"),
-                );
-                return response;
             }
         }
         json(StatusCode::OK, &self.switches())

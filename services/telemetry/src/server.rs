@@ -55,15 +55,10 @@ where
                 } else {
                     let method = request.method.clone();
                     let refuse = async move {
-                        let mut response = json_error(
-                            StatusCode::METHOD_NOT_ALLOWED,
+                        method_not_allowed(
                             format!("{template} answers GET, not {method}"),
-                        );
-                        response.headers_mut().insert(
-                            http::header::ALLOW,
-                            http::HeaderValue::from_static("GET, HEAD"),
-                        );
-                        response
+                            "GET, HEAD",
+                        )
                     };
                     observe(&http, Some(template), request, refuse).await
                 }
@@ -165,6 +160,15 @@ fn metrics(http: &HttpMetrics, registry: prometheus::Registry) -> BoxedFilter<(R
             }
         }),
     )
+}
+
+/// The JSON 405 for a method a route does not take, with the `Allow` header listing those it does.
+pub(crate) fn method_not_allowed(message: String, allow: &'static str) -> Response {
+    let mut response = json_error(StatusCode::METHOD_NOT_ALLOWED, message);
+    response
+        .headers_mut()
+        .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+    response
 }
 
 /// A JSON body with a status.
