@@ -77,6 +77,24 @@ impl Trace {
         self.find(service, name).len()
     }
 
+    /// Whether every span of one successful roll request has arrived, so that assertions see the
+    /// whole tree and not a batch that is still on its way: one dice-roller SERVER span with
+    /// `fetches` calls to the die-service (each with its SERVER span) and `rolls` `roll` spans
+    /// and, when the request came `via_frontend`, the frontend's SERVER and CLIENT spans above it.
+    pub fn has_roll_request(&self, via_frontend: bool, rolls: usize, fetches: usize) -> bool {
+        let servers = |service: &str| {
+            self.spans
+                .iter()
+                .filter(|s| s.service() == service && s.kind == Kind::Server)
+                .count()
+        };
+        servers("dice-roller") == 1
+            && self.count("dice-roller", "GET") == fetches
+            && self.count("die-service", "GET /dice/{type}") == fetches
+            && self.count("dice-roller", "roll") == rolls
+            && (!via_frontend || (servers("frontend") == 1 && self.count("frontend", "GET") == 1))
+    }
+
     /// The tree as indented text: service, kind, name, status and duration of every span.
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -252,12 +252,7 @@ async fn roll_multiple_in_the_page_is_one_trace_from_the_frontend_to_every_roll(
 
     let trace = lab
         .receiver
-        .wait_for_trace(&trace_id, WAIT, |t| {
-            t.count("dice-roller", "roll") == 10
-                && t.count("dice-roller", "GET /roll-async") == 1
-                && t.count("frontend", "GET /api/roll-async") == 1
-                && t.count("frontend", "GET") == 1
-        })
+        .wait_for_trace(&trace_id, WAIT, |t| t.has_roll_request(true, 10, 1))
         .await;
     let (root, _) = assert_frontend_root(&trace, "/api/roll-async", "/roll-async");
     assert_resource(root, "frontend");

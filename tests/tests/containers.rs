@@ -196,15 +196,7 @@ impl Lab {
 
     async fn trace(&self, trace_id: &str, rolls: usize, served: usize) -> Trace {
         self.receiver
-            .wait_for_trace(trace_id, WAIT, |t| {
-                t.count("dice-roller", "roll") == rolls
-                    && t.count("die-service", "GET /dice/{type}") == served
-                    && t.count("dice-roller", "GET /roll-async") == 1
-                    && t.count("frontend", "GET") == 1
-                    && t.spans()
-                        .iter()
-                        .any(|s| s.service() == "frontend" && s.parent_span_id.is_empty())
-            })
+            .wait_for_trace(trace_id, WAIT, |t| t.has_roll_request(true, rolls, served))
             .await
     }
 }

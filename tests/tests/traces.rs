@@ -78,13 +78,7 @@ impl Lab {
     /// Waits until the trace holds `rolls` roll spans and `served` die-service spans.
     async fn trace(&self, trace_id: &str, rolls: usize, served: usize) -> Trace {
         self.receiver
-            .wait_for_trace(trace_id, WAIT, |t| {
-                t.count("dice-roller", "roll") == rolls
-                    && t.count("die-service", "GET /dice/{type}") == served
-                    && t.count("dice-roller", "GET /roll-async")
-                        + t.count("dice-roller", "GET /roll")
-                        == 1
-            })
+            .wait_for_trace(trace_id, WAIT, |t| t.has_roll_request(false, rolls, served))
             .await
     }
 }
@@ -501,14 +495,7 @@ async fn frontend_api_calls_start_the_trace_and_return_its_id() {
         .to_owned();
     let trace = lab
         .receiver
-        .wait_for_trace(&trace_id, WAIT, |t| {
-            t.count("frontend", "GET /api/roll") == 1
-                && t.count("frontend", "GET") == 1
-                && t.count("dice-roller", "GET /roll") == 1
-                && t.count("dice-roller", "GET") == 1
-                && t.count("dice-roller", "roll") == 1
-                && t.count("die-service", "GET /dice/{type}") == 1
-        })
+        .wait_for_trace(&trace_id, WAIT, |t| t.has_roll_request(true, 1, 1))
         .await;
     let (root, client) = lab_tests::trace::assert_frontend_root(&trace, "/api/roll", "/roll");
     assert_resource(root, "frontend");
