@@ -44,7 +44,7 @@ fn main() {
     let mut args = Arguments::from_args();
     args.test_threads = Some(1);
     let exercises = Exercise::read_all();
-    let lab = Arc::new(Mutex::new(Harness::new()));
+    let lab = Arc::new(Mutex::new(Harness::new(&exercises)));
 
     let mut trials: Vec<Trial> = exercises
         .iter()
@@ -247,7 +247,7 @@ struct Answer {
 }
 
 impl Harness {
-    fn new() -> Self {
+    fn new(exercises: &[Exercise]) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -257,11 +257,11 @@ impl Harness {
         let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("guide");
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work).expect("a work directory");
-        let first_lab_block = Exercise::read_all()
-            .into_iter()
-            .flat_map(|e| e.blocks)
+        let first_lab_block = exercises
+            .iter()
+            .flat_map(|e| &e.blocks)
             .find_map(|b| match b {
-                Block::Lab(script) => Some(script),
+                Block::Lab(script) => Some(script.clone()),
                 _ => None,
             });
         Self {
@@ -443,12 +443,11 @@ impl Harness {
             ["GET", url] => self.get(url),
             ["status", expected] => {
                 let answer = self.answer()?;
-                compare_values(
-                    &Value::from(answer.status),
-                    "=",
-                    &Value::from(expected.parse::<u16>().map_err(|e| e.to_string())?),
-                )
-                .map_err(|e| format!("{e}; the answer was {}", answer.text))
+                (answer.status.to_string() == *expected)
+                    .then_some(())
+                    .ok_or_else(|| {
+                        format!("status {}; the answer was {}", answer.status, answer.text)
+                    })
             }
             ["body", "contains", text] => {
                 let answer = self.answer()?;
