@@ -21,7 +21,7 @@ struct Outcome {
 
 pub async fn run(url: &str, rate: f64, duration: Duration) -> ExitCode {
     if !(rate > 0.0 && rate.is_finite()) {
-        eprintln!("dice-lab: --rate must be more than zero requests per second");
+        say!("dice-lab: --rate must be more than zero requests per second");
         return ExitCode::FAILURE;
     }
     let base = url.trim_end_matches('/').to_owned();
@@ -32,11 +32,11 @@ pub async fn run(url: &str, rate: f64, duration: Duration) -> ExitCode {
     let dice = match list_dice(&http, &base).await {
         Ok(dice) if !dice.is_empty() => dice,
         Ok(_) => {
-            eprintln!("dice-lab: {base} lists no dice");
+            say!("dice-lab: {base} lists no dice");
             return ExitCode::FAILURE;
         }
         Err(error) => {
-            eprintln!(
+            say!(
                 "dice-lab: the lab does not answer at {base} ({error}); start it with `dice-lab up`"
             );
             return ExitCode::FAILURE;
@@ -83,7 +83,7 @@ pub async fn run(url: &str, rate: f64, duration: Duration) -> ExitCode {
     while tasks.join_next().await.is_some() {}
     let outcomes = outcomes.lock().await;
     progress(duration, duration, &outcomes);
-    eprintln!();
+    say!();
     summary(&outcomes, started.elapsed());
     ExitCode::SUCCESS
 }
@@ -131,7 +131,9 @@ fn progress(elapsed: Duration, duration: Duration, outcomes: &[Outcome]) {
     let share = (elapsed.as_secs_f64() / duration.as_secs_f64()).min(1.0);
     let filled = (share * 30.0).round() as usize;
     let errors = outcomes.iter().filter(|o| is_error(o)).count();
-    eprint!(
+    use std::io::Write as _;
+    let _ = write!(
+        std::io::stderr(),
         "\r[{}{}] {:>5.1}/{:.0} s  {} requests  {} errors ",
         "#".repeat(filled),
         " ".repeat(30 - filled),
@@ -154,14 +156,14 @@ fn summary(outcomes: &[Outcome], took: Duration) {
     };
     let errors = outcomes.iter().filter(|o| is_error(o)).count();
     let unanswered = outcomes.iter().filter(|o| o.status.is_none()).count();
-    println!(
+    show!(
         "requests  {} in {:.1} s ({:.1}/s)",
         outcomes.len(),
         took.as_secs_f64(),
         outcomes.len() as f64 / took.as_secs_f64()
     );
-    println!("errors    {errors} (5xx: failed rolls and upstream errors; {unanswered} unanswered)");
-    println!(
+    show!("errors    {errors} (5xx: failed rolls and upstream errors; {unanswered} unanswered)");
+    show!(
         "latency   p50 {}  p95 {}  p99 {}",
         percentile(0.50),
         percentile(0.95),

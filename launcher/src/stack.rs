@@ -14,15 +14,6 @@ use tokio::process::{Child, Command};
 
 use crate::backends;
 
-/// `eprintln!` that survives a closed stderr: the launcher must go on stopping its children even
-/// when whoever read its output has gone.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
-
 /// How long a component may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a component may take to stop after SIGTERM.
@@ -392,7 +383,7 @@ pub async fn status() -> ExitCode {
         ])
         .collect();
     let mut services_up = 0;
-    println!("{:<12} {:<6} URL", "component", "state");
+    show!("{:<12} {:<6} URL", "component", "state");
     for (name, ready, url) in known {
         let up = http
             .get(&ready)
@@ -402,7 +393,7 @@ pub async fn status() -> ExitCode {
         if up && ["frontend", "dice-roller", "die-service"].contains(&name) {
             services_up += 1;
         }
-        println!("{name:<12} {:<6} {url}", if up { "up" } else { "down" });
+        show!("{name:<12} {:<6} {url}", if up { "up" } else { "down" });
     }
     if services_up == 3 {
         ExitCode::SUCCESS
