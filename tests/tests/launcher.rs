@@ -226,3 +226,19 @@ fn get_json(url: &str) -> Value {
         }
     })
 }
+
+/// `dice-lab status | head -n 1`: a reader that goes away early ends the output, not in a panic.
+#[test]
+fn status_survives_a_reader_that_stops_reading() {
+    let mut child = Command::new(binary("dice-lab"))
+        .arg("status")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dice-lab runs");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("dice-lab ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(101), "it panicked:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
