@@ -4,7 +4,7 @@
 //! project's own scrape configuration, answers every PromQL query of every dashboard panel with
 //! data. Loki, Tempo, Alloy and Grafana cannot run here; their files are checked statically.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -584,6 +584,20 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
                         .is_some_and(f64::is_finite)
                 });
                 assert!(finite, "{title}: no data for {concrete}: {result}");
+                // A bar chart draws one bar per value of its x field: a label of every series.
+                if let Some(x) = panel["options"]["xField"].as_str() {
+                    let bars: BTreeSet<&str> = result
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|s| {
+                            s["metric"][x]
+                                .as_str()
+                                .unwrap_or_else(|| panic!("{title}: a series without {x}: {s}"))
+                        })
+                        .collect();
+                    assert!(bars.len() >= 2, "{title}: bars {bars:?}");
+                }
                 checked += 1;
             }
         }
