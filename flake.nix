@@ -1,7 +1,10 @@
 {
   description = "dice-lab: learn distributed tracing, metrics and logs with three Rust services that roll dice";
 
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
+  # A release branch, so that a workshop's attendees get the same backends as its instructor. The
+  # configurations under observability/ are also kept valid for nixos-unstable's versions, for
+  # hosts that import the module with their own nixpkgs (docs/nix.md lists both).
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
 
   outputs = {
     self,
@@ -29,6 +32,7 @@
       default = {
         type = "app";
         program = lib.getExe (packagesFor pkgs).lab-up;
+        meta.description = "Start dice-lab: the three services with Alloy, Loki, Tempo, Prometheus and Grafana";
       };
     });
 
@@ -43,7 +47,7 @@
     });
 
     overlays.default = final: _prev: {
-      dice-lab = final.callPackage ./nix/package.nix {};
+      dice-lab = import ./nix/lab.nix final;
     };
 
     nixosModules.default = import ./nixos-modules/dice-lab.nix;
@@ -51,6 +55,12 @@
     checks = forAllSystems (pkgs:
       {
         package = (packagesFor pkgs).default;
+        # The backends' own verdict on the lab's configurations, with the versions this nixpkgs
+        # carries: what the repository's tests can only check against the backends' sources.
+        backend-configs = import ./nix/backend-configs.nix {
+          inherit pkgs;
+          backends = backends pkgs;
+        };
         nix-lint = pkgs.runCommand "dice-lab-nix-lint" {nativeBuildInputs = [pkgs.alejandra pkgs.deadnix];} ''
           cd ${self}
           alejandra --check .

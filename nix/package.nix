@@ -5,7 +5,9 @@
 # The nested wasm32 build runs inside the sandbox: it finds the vendored crates through the
 # `.cargo/config.toml` that `cargoSetupHook` writes next to the source, and links with lld's
 # `wasm-ld`, which the build script passes through as CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER.
-# nixpkgs' rustc ships the standard library for wasm32-unknown-unknown.
+# That lld must come from the LLVM the compiler itself was built with, not the top-level `lld`
+# (which may be another LLVM release): callers build the lab through `nix/lab.nix`, which passes
+# it. nixpkgs' rustc ships the standard library for wasm32-unknown-unknown.
 {
   lib,
   rustPlatform,

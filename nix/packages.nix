@@ -4,7 +4,7 @@
   pkgs,
   backends,
 }: let
-  lab = pkgs.callPackage ./package.nix {};
+  lab = import ./lab.nix pkgs;
 
   # One program of the lab, on its own.
   program = name:

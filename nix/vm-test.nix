@@ -48,16 +48,14 @@ pkgs.testers.runNixOSTest {
             time.sleep(2)
 
 
-    def spans(node):
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "spans" and isinstance(value, list):
-                    yield from value
-                else:
-                    yield from spans(value)
-        elif isinstance(node, list):
-            for item in node:
-                yield from spans(item)
+    def tempo_spans(body):
+        """The spans of a Tempo trace-by-id answer, in either shape Tempo gives: `batches`
+        (/api/traces, Tempo 2.x and 3.x) or `trace.resourceSpans` (/api/v2/traces)."""
+        resource_spans = body.get("batches") or body.get("trace", {}).get("resourceSpans", [])
+        return [span
+                for resource in resource_spans
+                for scope in resource.get("scopeSpans", [])
+                for span in scope.get("spans", [])]
 
 
     def rolls_total():
@@ -66,15 +64,45 @@ pkgs.testers.runNixOSTest {
         return float(samples[0]["value"][1]) if samples else 0.0
 
 
+    def journal(unit):
+        return machine.execute(f"journalctl -b -u {unit}.service --no-pager -n 200")[1]
+
+
+    def wait_ready(unit, url, timeout=300):
+        """Waits until `unit` is active and `url` answers. A unit that fails, or keeps
+        restarting, fails the test at once with its journal, not with a bare time-out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            info = machine.get_unit_info(f"{unit}.service")
+            state, sub = info["ActiveState"], info["SubState"]
+            restarts = int(info.get("NRestarts") or 0)
+            if state == "failed" or restarts >= 3:
+                raise AssertionError(
+                    f"{unit} is {state} ({sub}) after {restarts} restarts; its journal:\n{journal(unit)}")
+            if state == "active" and machine.execute(f"curl -sf {url}")[0] == 0:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{unit} did not answer {url} within {timeout} s ({state}, {sub}); "
+                    f"its journal:\n{journal(unit)}")
+            time.sleep(1)
+
+
+    READY = {
+        "dice-lab-die-service": "http://127.0.0.1:8402/healthz",
+        "dice-lab-dice-roller": "http://127.0.0.1:8401/healthz",
+        "dice-lab-frontend": "http://127.0.0.1:8400/healthz",
+        "alloy": "http://127.0.0.1:12345/-/ready",
+        "tempo": "http://127.0.0.1:3200/ready",
+        "loki": "http://127.0.0.1:3100/ready",
+        "prometheus": "http://127.0.0.1:9090/-/ready",
+        "grafana": "http://127.0.0.1:3000/api/health",
+    }
+
     machine.wait_for_unit("multi-user.target")
-    for unit in ["dice-lab-die-service", "dice-lab-dice-roller", "dice-lab-frontend",
-                 "alloy", "tempo", "loki", "prometheus", "grafana"]:
-        machine.wait_for_unit(f"{unit}.service")
-    for url in ["http://127.0.0.1:8400/healthz", "http://127.0.0.1:8401/healthz",
-                "http://127.0.0.1:8402/healthz", "http://127.0.0.1:12345/-/ready",
-                "http://127.0.0.1:3200/ready", "http://127.0.0.1:3100/ready",
-                "http://127.0.0.1:9090/-/ready", "http://127.0.0.1:3000/api/health"]:
-        machine.wait_until_succeeds(f"curl -sf {url}", timeout=300)
+    for unit, url in READY.items():
+        with subtest(f"{unit} is ready"):
+            wait_ready(unit, url)
 
     with subtest("Prometheus scrapes the dice-roller"):
         eventually("the dice-roller target to be up", lambda: get(
@@ -91,7 +119,7 @@ pkgs.testers.runNixOSTest {
     with subtest("Tempo holds the trace with N roll spans"):
         def roll_spans():
             trace = get(f"http://127.0.0.1:3200/api/traces/{trace_id}")
-            rolls = [span for span in spans(trace) if span.get("name") == "roll"]
+            rolls = [span for span in tempo_spans(trace) if span.get("name") == "roll"]
             return len(rolls) == TIMES
         eventually(f"{TIMES} roll spans in Tempo", roll_spans)
 

@@ -120,8 +120,8 @@ in {
 
     package = mkOption {
       type = types.package;
-      default = pkgs.dice-lab or (pkgs.callPackage ../nix/package.nix {});
-      defaultText = literalExpression "pkgs.dice-lab, else this flake's own build (nix/package.nix)";
+      default = pkgs.dice-lab or (import ../nix/lab.nix pkgs);
+      defaultText = literalExpression "pkgs.dice-lab, else this flake's own build (nix/lab.nix)";
       description = "The package with the `frontend`, `dice-roller` and `die-service` programs.";
     };
 

@@ -216,11 +216,87 @@ fn the_flake_has_every_output() {
     }
 }
 
+/// The flake follows a NixOS release branch, so that everyone who runs `nix run` for a workshop
+/// gets the same backends; `nix flake check` asks those backends to check the lab's
+/// configurations.
+#[test]
+fn the_flake_pins_a_release_branch_and_checks_the_backend_configurations() {
+    let flake = read(&repo().join("flake.nix"));
+    let url = flake
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("inputs.nixpkgs.url = \""))
+        .and_then(|rest| rest.strip_suffix("\";"))
+        .expect("flake.nix sets inputs.nixpkgs.url");
+    let branch = url
+        .strip_prefix("github:NixOS/nixpkgs/nixos-")
+        .unwrap_or_else(|| panic!("{url} is not a NixOS channel branch"));
+    let (year, month) = branch
+        .split_once('.')
+        .unwrap_or_else(|| panic!("{url} is not a release branch (nixos-YY.MM)"));
+    assert!(
+        year.parse::<u32>().is_ok() && ["05", "11"].contains(&month),
+        "{url} is not a release branch (nixos-YY.MM)"
+    );
+    assert!(flake.contains("backend-configs = import ./nix/backend-configs.nix"));
+    let check = read(&repo().join("nix/backend-configs.nix"));
+    for command in [
+        "tempo -config.file=${../observability/tempo.json} -config.expand-env=true -config.verify",
+        "loki -config.file=${../observability/loki.json} -config.expand-env=true -verify-config",
+        "promtool check config ${../observability/prometheus.json}",
+        "alloy fmt",
+    ] {
+        assert!(
+            check.contains(command),
+            "the check does not run `{command}`"
+        );
+    }
+}
+
+/// Recent Nix warns about an app without `meta.description`.
+#[test]
+fn every_app_says_what_it_does() {
+    let flake = read(&repo().join("flake.nix"));
+    let apps = &flake[flake.find("apps = ").expect("flake.nix has apps")..];
+    let app = &apps[..apps.find("});").unwrap()];
+    assert!(
+        app.contains("meta.description = \""),
+        "apps.default has no meta.description:\n{app}"
+    );
+}
+
+/// The wasm linker comes from the LLVM that rustc was built with, and every way the lab is built
+/// (the flake's packages, its overlay, the module's default package) goes through the one file
+/// that passes it.
+#[test]
+fn the_lab_links_with_the_compilers_own_lld() {
+    let lab = read(&repo().join("nix/lab.nix"));
+    assert!(
+        lab.contains("inherit (pkgs.buildPackages.rustc.llvmPackages) lld;"),
+        "{lab}"
+    );
+    for (file, call) in [
+        ("nix/packages.nix", "import ./lab.nix pkgs"),
+        ("flake.nix", "import ./nix/lab.nix final"),
+        ("nixos-modules/dice-lab.nix", "import ../nix/lab.nix pkgs"),
+    ] {
+        let text = read(&repo().join(file));
+        assert!(
+            text.contains(call),
+            "{file} does not build the lab with {call}"
+        );
+        assert!(
+            !text.contains("package.nix {}"),
+            "{file} builds package.nix without its lld"
+        );
+    }
+}
+
 /// The VM test's script, as Nix hands it to the NixOS test driver, is valid Python that uses only
 /// what the driver provides. Nix evaluates the real file; only `runNixOSTest` is replaced by the
 /// identity, since nixpkgs is not here.
-#[test]
-fn the_vm_test_script_is_valid_python() {
+/// The VM test's script as Nix hands it to the NixOS test driver: Nix evaluates the real file;
+/// only `runNixOSTest` is replaced by the identity, since nixpkgs is not here.
+fn vm_test_script() -> String {
     let out = tool(
         "nix-instantiate",
         "apt-get install nix-bin (or install Nix)",
@@ -246,12 +322,26 @@ fn the_vm_test_script_is_valid_python() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let script: String = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The VM test's script is valid Python that uses only what the driver provides, and asks what
+/// the lab promises.
+#[test]
+fn the_vm_test_script_is_valid_python() {
+    let script = vm_test_script();
     for expected in [
         "/api/roll-async?die=fair&times={TIMES}",
         "http://127.0.0.1:3200/api/traces/{trace_id}",
         "http://127.0.0.1:3100/loki/api/v1/query_range",
         "sum(dice_rolls_total)",
+        // Both shapes of Tempo's answer: `batches` and `trace.resourceSpans`.
+        r#"body.get("batches") or body.get("trace", {}).get("resourceSpans", [])"#,
+        // Tempo is ready before it is asked; a unit that fails or keeps restarting shows its
+        // journal.
+        r#""tempo": "http://127.0.0.1:3200/ready""#,
+        "journalctl -b -u {unit}.service",
+        r#"info.get("NRestarts")"#,
     ] {
         assert!(
             script.contains(expected),
@@ -293,4 +383,66 @@ used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n
 unknown = used - defined
 if unknown:
     sys.exit(f"undefined names: {sorted(unknown)}")
+"#;
+
+/// The VM test's script, run against a stand-in for the driver's `machine` whose Tempo keeps
+/// restarting (as Tempo 3 did with a configuration it refused), fails at once and shows Tempo's
+/// journal, instead of waiting out a time-out with no reason. Both answers of Tempo's trace API
+/// are read by the same function.
+#[test]
+fn the_vm_test_fails_with_the_journal_of_a_crash_looping_backend() {
+    let script = vm_test_script();
+    let out = Command::new("python3")
+        .args(["-c", CRASH_LOOP_PYTHON])
+        .arg(&script)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const CRASH_LOOP_PYTHON: &str = r#"
+import contextlib, sys
+script = sys.argv[1]
+JOURNAL = "tempo: failed parsing config: field compactor not found in type app.Config"
+
+class Machine:
+    def wait_for_unit(self, unit, timeout=900):
+        pass
+    def get_unit_info(self, unit):
+        if unit == "tempo.service":
+            return {"ActiveState": "activating", "SubState": "auto-restart", "NRestarts": "3"}
+        return {"ActiveState": "active", "SubState": "running", "NRestarts": "0"}
+    def execute(self, command):
+        if command.startswith("journalctl"):
+            return (0, JOURNAL if "tempo.service" in command else "")
+        return (0, "")
+    def succeed(self, command):
+        raise AssertionError(f"the script went on to {command}")
+    def log(self, message):
+        pass
+
+@contextlib.contextmanager
+def subtest(name):
+    yield
+
+scope = {"machine": Machine(), "subtest": subtest, "retry": None, "start_all": None}
+try:
+    exec(compile(script, "testScript", "exec"), scope)
+except AssertionError as error:
+    text = str(error)
+    if not (text.startswith("tempo is activating (auto-restart) after 3 restarts") and JOURNAL in text):
+        sys.exit(f"the failure does not name tempo and show its journal: {text}")
+else:
+    sys.exit("the script passed with tempo crash-looping")
+
+span = {"name": "roll"}
+scope_spans = [{"scopeSpans": [{"spans": [span]}]}]
+for shape in ({"batches": scope_spans}, {"trace": {"resourceSpans": scope_spans}}):
+    assert scope["tempo_spans"](shape) == [span], shape
+assert scope["tempo_spans"]({"trace": {}}) == []
 "#;
