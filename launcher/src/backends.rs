@@ -6,7 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::stack::Component;
+use parts::Part;
+
+use crate::component::Component;
 
 const PROMETHEUS: &str = include_str!("../../observability/prometheus.json");
 const PROMETHEUS_FLAGS: &str = include_str!("../../observability/prometheus-flags.json");
@@ -48,37 +50,23 @@ const DASHBOARDS: &[(&str, &str)] = &[
     ),
 ];
 
-/// A backend that is not on PATH.
-pub struct Missing {
-    pub name: &'static str,
-    pub programs: &'static str,
-}
-
 /// Every backend found on PATH, configured under `state`, in start order; and those missing.
-pub fn plan(state: &Path) -> std::io::Result<(Vec<Component>, Vec<Missing>)> {
+pub fn plan(state: &Path) -> std::io::Result<(Vec<Component>, Vec<Part>)> {
     let mut found = Vec::new();
     let mut missing = Vec::new();
-    let mut note = |name, programs| missing.push(Missing { name, programs });
-
-    match which("prometheus") {
-        Some(program) => found.push(prometheus(state, program)?),
-        None => note("prometheus", "prometheus"),
-    }
-    match which("loki") {
-        Some(program) => found.push(loki(state, program)?),
-        None => note("loki", "loki"),
-    }
-    match which("tempo") {
-        Some(program) => found.push(tempo(state, program)?),
-        None => note("tempo", "tempo"),
-    }
-    match which("alloy") {
-        Some(program) => found.push(alloy(state, program)?),
-        None => note("alloy", "alloy"),
-    }
-    match which("grafana").or_else(|| which("grafana-server")) {
-        Some(program) => found.push(grafana(state, program)?),
-        None => note("grafana", "grafana or grafana-server"),
+    for part in Part::BACKENDS {
+        let Some(program) = part.programs().iter().find_map(|p| which(p)) else {
+            missing.push(part);
+            continue;
+        };
+        found.push(match part {
+            Part::Prometheus => prometheus(state, program)?,
+            Part::Loki => loki(state, program)?,
+            Part::Tempo => tempo(state, program)?,
+            Part::Alloy => alloy(state, program)?,
+            Part::Grafana => grafana(state, program)?,
+            service => unreachable!("{service} is no backend"),
+        });
     }
     Ok((found, missing))
 }
@@ -92,14 +80,7 @@ fn prometheus(state: &Path, program: PathBuf) -> std::io::Result<Component> {
         format!("--storage.tsdb.path={}", dir.join("data").display()),
     ];
     args.extend(json_strings(PROMETHEUS_FLAGS));
-    Ok(Component::backend(
-        "prometheus",
-        program,
-        args,
-        vec![9090],
-        "http://127.0.0.1:9090/-/ready",
-        "http://127.0.0.1:9090",
-    ))
+    Ok(Component::backend(Part::Prometheus, program, args))
 }
 
 fn loki(state: &Path, program: PathBuf) -> std::io::Result<Component> {
@@ -110,15 +91,7 @@ fn loki(state: &Path, program: PathBuf) -> std::io::Result<Component> {
         format!("-config.file={}", dir.join("loki.yaml").display()),
         "-config.expand-env=true".into(),
     ];
-    Ok(Component::backend(
-        "loki",
-        program,
-        args,
-        vec![3100, 9096],
-        "http://127.0.0.1:3100/ready",
-        "http://127.0.0.1:3100",
-    )
-    .with_env("LOKI_DATA_DIR", dir.join("data")))
+    Ok(Component::backend(Part::Loki, program, args).with_env("LOKI_DATA_DIR", dir.join("data")))
 }
 
 fn tempo(state: &Path, program: PathBuf) -> std::io::Result<Component> {
@@ -129,15 +102,7 @@ fn tempo(state: &Path, program: PathBuf) -> std::io::Result<Component> {
         format!("-config.file={}", dir.join("tempo.yaml").display()),
         "-config.expand-env=true".into(),
     ];
-    Ok(Component::backend(
-        "tempo",
-        program,
-        args,
-        vec![3200, 9097, 4417, 4418],
-        "http://127.0.0.1:3200/ready",
-        "http://127.0.0.1:3200",
-    )
-    .with_env("TEMPO_DATA_DIR", dir.join("data")))
+    Ok(Component::backend(Part::Tempo, program, args).with_env("TEMPO_DATA_DIR", dir.join("data")))
 }
 
 fn alloy(state: &Path, program: PathBuf) -> std::io::Result<Component> {
@@ -149,18 +114,11 @@ fn alloy(state: &Path, program: PathBuf) -> std::io::Result<Component> {
     let args = vec![
         "run".into(),
         dir.join("config").display().to_string(),
-        "--server.http.listen-addr=127.0.0.1:12345".into(),
+        format!("--server.http.listen-addr={}", Part::Alloy.default_listen()),
         format!("--storage.path={}", dir.join("data").display()),
     ];
-    Ok(Component::backend(
-        "alloy",
-        program,
-        args,
-        vec![12345, 4317, 4318],
-        "http://127.0.0.1:12345/-/ready",
-        "http://127.0.0.1:12345",
-    )
-    .with_env("DICE_LAB_LOG_DIR", state.join("logs").join("services")))
+    Ok(Component::backend(Part::Alloy, program, args)
+        .with_env("DICE_LAB_LOG_DIR", state.join("logs").join("services")))
 }
 
 fn grafana(state: &Path, program: PathBuf) -> std::io::Result<Component> {
@@ -202,16 +160,9 @@ fn grafana(state: &Path, program: PathBuf) -> std::io::Result<Component> {
     if let Some(home) = home {
         args.push(format!("--homepath={}", home.display()));
     }
-    Ok(Component::backend(
-        "grafana",
-        program,
-        args,
-        vec![3000],
-        "http://127.0.0.1:3000/api/health",
-        "http://127.0.0.1:3000",
-    )
-    .with_env("DICE_LAB_DASHBOARDS", dir.join("dashboards"))
-    .with_env("DICE_LAB_GRAFANA_ADMIN_PASSWORD", password))
+    Ok(Component::backend(Part::Grafana, program, args)
+        .with_env("DICE_LAB_DASHBOARDS", dir.join("dashboards"))
+        .with_env("DICE_LAB_GRAFANA_ADMIN_PASSWORD", password))
 }
 
 /// A random admin password, made once per state directory and kept in it (mode 0600).

@@ -25,6 +25,7 @@ macro_rules! show {
 }
 
 mod backends;
+mod component;
 mod load;
 mod stack;
 
@@ -102,21 +103,12 @@ fn main() -> ExitCode {
 /// One service, as its own binary would run it.
 async fn serve(service: &str, args: Vec<String>) -> ExitCode {
     let argv = std::iter::once(service.to_owned()).chain(args);
-    match service {
-        "die-service" => {
-            let settings = <die_service::Settings as Parser>::parse_from(argv);
-            telemetry::run_service(die_service::SERVICE, settings, die_service::build).await
-        }
-        "dice-roller" => {
-            let settings = <dice_roller::Settings as Parser>::parse_from(argv);
-            telemetry::run_service(dice_roller::SERVICE, settings, dice_roller::build).await
-        }
-        "frontend" => {
-            let settings = <frontend::Settings as Parser>::parse_from(argv);
-            telemetry::run_service(frontend::SERVICE, settings, frontend::build).await
-        }
-        other => {
-            eprintln!("dice-lab: no service named '{other}'");
+    match parts::Part::from_name(service) {
+        Some(parts::Part::DieService) => die_service::run(Parser::parse_from(argv)).await,
+        Some(parts::Part::DiceRoller) => dice_roller::run(Parser::parse_from(argv)).await,
+        Some(parts::Part::Frontend) => frontend::run(Parser::parse_from(argv)).await,
+        _ => {
+            eprintln!("dice-lab: no service named '{service}'");
             ExitCode::FAILURE
         }
     }

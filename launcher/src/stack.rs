@@ -10,74 +10,20 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use parts::Part;
 use tokio::process::{Child, Command};
 
 use crate::backends;
+use crate::component::Component;
 
 /// How long a component may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a component may take to stop after SIGTERM.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
-/// One process of the lab.
-pub struct Component {
-    pub name: &'static str,
-    program: PathBuf,
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-    ports: Vec<u16>,
-    ready: String,
-    url: String,
-}
-
-impl Component {
-    pub fn backend(
-        name: &'static str,
-        program: PathBuf,
-        args: Vec<String>,
-        ports: Vec<u16>,
-        ready: &str,
-        url: &str,
-    ) -> Self {
-        Self {
-            name,
-            program,
-            args,
-            env: Vec::new(),
-            ports,
-            ready: ready.to_owned(),
-            url: url.to_owned(),
-        }
-    }
-
-    pub fn with_env(mut self, key: &str, value: impl Into<PathBuf>) -> Self {
-        self.env
-            .push((key.to_owned(), value.into().display().to_string()));
-        self
-    }
-
-    /// A dice-lab service, run by this binary's hidden `serve` command on its DESIGN.md port.
-    fn service(name: &'static str, port: u16, page: &str) -> Self {
-        let program = std::env::current_exe().expect("the launcher knows where it is");
-        Self {
-            name,
-            program,
-            args: vec!["serve".into(), name.into()],
-            env: Vec::new(),
-            ports: vec![port],
-            ready: format!("http://127.0.0.1:{port}/healthz"),
-            url: format!("http://127.0.0.1:{port}{page}"),
-        }
-    }
-}
-
 /// The three services, in start order.
 fn services() -> Vec<Component> {
-    vec![
-        Component::service("die-service", 8402, "/dice"),
-        Component::service("dice-roller", 8401, "/roll-async?die=fair&times=10"),
-        Component::service("frontend", 8400, "/"),
-    ]
+    Part::SERVICES.into_iter().map(Component::service).collect()
 }
 
 /// A started component.
@@ -116,7 +62,7 @@ async fn try_up(state: &Path, services_only: bool, started: Instant) -> Result<E
 
     let taken: Vec<String> = components
         .iter()
-        .flat_map(|c| c.ports.iter().map(move |p| (c.name, *p)))
+        .flat_map(|c| c.part.ports().into_iter().map(move |p| (c.name(), p)))
         .filter(|(_, port)| std::net::TcpListener::bind(("127.0.0.1", *port)).is_err())
         .map(|(name, port)| format!("port {port} ({name}) is already in use"))
         .collect();
@@ -164,13 +110,13 @@ async fn try_up(state: &Path, services_only: bool, started: Instant) -> Result<E
             .map_or(String::new(), |m| format!("{m:.1} MiB"));
         say!(
             "  {:<12} {:<42} {memory}",
-            r.component.name,
-            r.component.url
+            r.component.name(),
+            r.component.part.landing_url()
         );
     }
     let services_mib: f64 = running
         .iter()
-        .filter(|r| r.component.args.first().is_some_and(|a| a == "serve"))
+        .filter(|r| r.component.part.is_service())
         .filter_map(|r| r.child.id().and_then(rss_mib))
         .sum();
     say!();
@@ -179,18 +125,15 @@ async fn try_up(state: &Path, services_only: bool, started: Instant) -> Result<E
         ready_in.as_secs_f64()
     );
     if !missing.is_empty() {
-        let names: Vec<&str> = missing.iter().map(|m| m.name).collect();
+        let names: Vec<&str> = missing.iter().map(|m| m.name()).collect();
+        let programs: Vec<String> = missing.iter().map(|m| m.programs().join(" or ")).collect();
         say!(
             "  not on PATH, so not started: {} (install {}; `nix run` brings the full stack)",
             names.join(", "),
-            missing
-                .iter()
-                .map(|m| m.programs)
-                .collect::<Vec<_>>()
-                .join(", ")
+            programs.join(", ")
         );
     }
-    if running.iter().any(|r| r.component.name == "grafana") {
+    if running.iter().any(|r| r.component.part == Part::Grafana) {
         say!(
             "  Grafana: anonymous viewing; the admin password is in {}",
             state.join("grafana/admin-password").display()
@@ -206,12 +149,12 @@ async fn try_up(state: &Path, services_only: bool, started: Instant) -> Result<E
 
 fn start(component: Component, logs: &Path) -> Result<Running, String> {
     // Services write where Alloy's file source reads; backends beside them.
-    let dir = if component.args.first().is_some_and(|a| a == "serve") {
+    let dir = if component.part.is_service() {
         logs.join("services")
     } else {
         logs.to_path_buf()
     };
-    let log = dir.join(format!("{}.log", component.name));
+    let log = dir.join(format!("{}.log", component.name()));
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -242,7 +185,7 @@ fn start(component: Component, logs: &Path) -> Result<Running, String> {
     let child = command.spawn().map_err(|e| {
         format!(
             "cannot start {} ({}): {e}",
-            component.name,
+            component.name(),
             component.program.display()
         )
     })?;
@@ -259,24 +202,25 @@ async fn wait_ready(
     started: Instant,
 ) -> Result<(), String> {
     let deadline = Instant::now() + READY_TIMEOUT;
+    let ready = running.component.part.ready_url();
     loop {
         if let Ok(Some(status)) = running.child.try_wait() {
             return Err(format!(
                 "{} exited at start-up ({status}); its log {} ends with:\n{}",
-                running.component.name,
+                running.component.name(),
                 running.log.display(),
                 tail(&running.log)
             ));
         }
         if http
-            .get(&running.component.ready)
+            .get(&ready)
             .send()
             .await
             .is_ok_and(|r| r.status().is_success())
         {
             say!(
                 "  ✓ {:<12} ready after {:.2} s",
-                running.component.name,
+                running.component.name(),
                 started.elapsed().as_secs_f64()
             );
             return Ok(());
@@ -284,7 +228,7 @@ async fn wait_ready(
         if Instant::now() > deadline {
             return Err(format!(
                 "{} did not become ready within {} s; see {}",
-                running.component.name,
+                running.component.name(),
                 READY_TIMEOUT.as_secs(),
                 running.log.display()
             ));
@@ -295,7 +239,7 @@ async fn wait_ready(
 
 /// Until SIGINT or SIGTERM; a component that dies meanwhile is reported, and the rest go on.
 async fn wait_for_stop(running: &mut [Running]) {
-    let mut signal = std::pin::pin!(telemetry::server::shutdown_signal());
+    let mut signal = std::pin::pin!(lab_http::server::shutdown_signal());
     let mut reported = vec![false; running.len()];
     loop {
         tokio::select! {
@@ -304,7 +248,7 @@ async fn wait_for_stop(running: &mut [Running]) {
                 for (r, seen) in running.iter_mut().zip(reported.iter_mut()) {
                     if !*seen && let Ok(Some(status)) = r.child.try_wait() {
                         *seen = true;
-                        say!("dice-lab: {} stopped on its own ({status}); see {}", r.component.name, r.log.display());
+                        say!("dice-lab: {} stopped on its own ({status}); see {}", r.component.name(), r.log.display());
                     }
                 }
             }
@@ -318,9 +262,8 @@ async fn stop_all(running: &mut Vec<Running>) {
     while let Some(mut r) = running.pop() {
         let Some(pid) = r.child.id() else { continue };
         let term = || {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
+            // SAFETY: kill(2) only sends a signal, to our own child.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
         };
         term();
         let stopped = match tokio::time::timeout(Duration::from_secs(3), r.child.wait()).await {
@@ -333,12 +276,12 @@ async fn stop_all(running: &mut Vec<Running>) {
             }
         };
         if stopped {
-            say!("  stopped {}", r.component.name);
+            say!("  stopped {}", r.component.name());
         } else {
             let _ = r.child.kill().await;
             say!(
                 "  killed {} (it ignored SIGTERM for {} s)",
-                r.component.name,
+                r.component.name(),
                 STOP_GRACE.as_secs()
             );
         }
@@ -351,51 +294,25 @@ pub async fn status() -> ExitCode {
         .timeout(Duration::from_secs(1))
         .build()
         .expect("an HTTP client");
-    let known: Vec<(&str, String, String)> = services()
-        .into_iter()
-        .map(|c| (c.name, c.ready, c.url))
-        .chain([
-            (
-                "prometheus",
-                "http://127.0.0.1:9090/-/ready".into(),
-                "http://127.0.0.1:9090".into(),
-            ),
-            (
-                "loki",
-                "http://127.0.0.1:3100/ready".into(),
-                "http://127.0.0.1:3100".into(),
-            ),
-            (
-                "tempo",
-                "http://127.0.0.1:3200/ready".into(),
-                "http://127.0.0.1:3200".into(),
-            ),
-            (
-                "alloy",
-                "http://127.0.0.1:12345/-/ready".into(),
-                "http://127.0.0.1:12345".into(),
-            ),
-            (
-                "grafana",
-                "http://127.0.0.1:3000/api/health".into(),
-                "http://127.0.0.1:3000".into(),
-            ),
-        ])
-        .collect();
     let mut services_up = 0;
     show!("{:<12} {:<6} URL", "component", "state");
-    for (name, ready, url) in known {
+    for part in Part::all() {
         let up = http
-            .get(&ready)
+            .get(part.ready_url())
             .send()
             .await
             .is_ok_and(|r| r.status().is_success());
-        if up && ["frontend", "dice-roller", "die-service"].contains(&name) {
+        if up && part.is_service() {
             services_up += 1;
         }
-        show!("{name:<12} {:<6} {url}", if up { "up" } else { "down" });
+        show!(
+            "{:<12} {:<6} {}",
+            part.name(),
+            if up { "up" } else { "down" },
+            part.landing_url()
+        );
     }
-    if services_up == 3 {
+    if services_up == Part::SERVICES.len() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

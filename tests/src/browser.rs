@@ -15,6 +15,8 @@ use fantoccini::wd::Capabilities;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
+use crate::signal;
+
 /// A browser session and the chromedriver behind it. Dropping it ends both.
 pub struct Browser {
     pub client: Client,
@@ -146,8 +148,7 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let group = format!("-{}", self.driver.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        signal::group(self.driver.id(), signal::SIGKILL);
         let _ = self.driver.kill();
         let _ = self.driver.wait();
         let _ = std::fs::remove_dir_all(&self.profile);

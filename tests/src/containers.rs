@@ -15,7 +15,7 @@ use testcontainers::core::{IntoContainerPort as _, WaitFor};
 use testcontainers::runners::AsyncBuilder as _;
 use testcontainers::{GenericBuildableImage, GenericImage};
 
-use crate::process::SERVICES;
+use parts::Part;
 
 /// The target the static binaries are built for.
 pub const TARGET: &str = "x86_64-unknown-linux-gnu";
@@ -44,32 +44,23 @@ pub fn docker() -> Result<(), String> {
     }
 }
 
-/// The service's port inside its container.
-pub fn port(service: &str) -> u16 {
-    match service {
-        "frontend" => 8400,
-        "dice-roller" => 8401,
-        "die-service" => 8402,
-        other => panic!("no service named {other}"),
-    }
-}
-
-/// The image of each service, built once per test run: `(service, image)` in [`SERVICES`] order.
-pub async fn images() -> Vec<(&'static str, GenericImage)> {
-    static IMAGES: tokio::sync::OnceCell<Vec<(&'static str, GenericImage)>> =
+/// The image of each service, built once per test run: `(service, image)` in start order.
+pub async fn images() -> Vec<(Part, GenericImage)> {
+    static IMAGES: tokio::sync::OnceCell<Vec<(Part, GenericImage)>> =
         tokio::sync::OnceCell::const_new();
     IMAGES.get_or_init(build_images).await.clone()
 }
 
-async fn build_images() -> Vec<(&'static str, GenericImage)> {
+async fn build_images() -> Vec<(Part, GenericImage)> {
     let dir = tokio::task::spawn_blocking(static_binaries)
         .await
         .expect("the static build does not panic");
     let mut images = Vec::new();
-    for &service in SERVICES {
+    for part in Part::SERVICES {
+        let service = part.name();
         let dockerfile = format!(
             "FROM scratch\nCOPY {service} /{service}\nEXPOSE {port}\nENTRYPOINT [\"/{service}\"]\n",
-            port = port(service)
+            port = part.port()
         );
         let image = GenericBuildableImage::new(format!("dice-lab/{service}"), "test".to_owned())
             .with_dockerfile_string(dockerfile)
@@ -77,9 +68,9 @@ async fn build_images() -> Vec<(&'static str, GenericImage)> {
             .build_image()
             .await
             .unwrap_or_else(|e| panic!("building the {service} image failed: {e}"))
-            .with_exposed_port(port(service).tcp())
+            .with_exposed_port(part.port().tcp())
             .with_wait_for(WaitFor::message_on_stdout(format!("{service} listening")));
-        images.push((service, image));
+        images.push((part, image));
     }
     images
 }
@@ -103,8 +94,8 @@ fn static_binaries() -> PathBuf {
                     TARGET,
                 ])
                 .env("RUSTFLAGS", "-C target-feature=+crt-static");
-            for name in SERVICES {
-                command.args(["--package", name]);
+            for part in Part::SERVICES {
+                command.args(["--package", part.name()]);
             }
             let status = command
                 .status()

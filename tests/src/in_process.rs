@@ -6,8 +6,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use telemetry::faults::FaultSettings;
-use telemetry::server::Server;
+use lab_http::faults::FaultSettings;
+use lab_http::server::Server;
 
 /// A server running on a tokio task.
 pub struct Running {
@@ -28,8 +28,10 @@ impl Running {
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
+}
 
-    pub fn url(&self) -> String {
+impl crate::http::Target for Running {
+    fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 }

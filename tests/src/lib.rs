@@ -6,16 +6,20 @@
 //! looks like" is written once. [`process`] starts the real service binaries as child processes
 //! (each with its own `service.name`, tracer provider and stdout), reads their JSON log lines, and
 //! stops them with SIGTERM; [`in_process`] runs a service's routes inside the test on port 0, and
-//! [`fixtures`] holds test dice and trace contexts; [`prom`] reads `/metrics` pages; [`browser`]
-//! drives headless Chromium over WebDriver; [`containers`] builds the services' images; [`wait`]
-//! polls for what arrives asynchronously.
+//! [`fixtures`] holds test dice and trace contexts; [`http`] the request helpers every suite uses
+//! on either; [`prom`] reads `/metrics` pages; [`browser`] drives headless Chromium over
+//! WebDriver; [`containers`] builds the services' images; [`wait`] polls for what arrives
+//! asynchronously; [`signal`] stops what a test started; [`repo`] reads the repository's files.
 
 pub mod browser;
 pub mod containers;
 pub mod fixtures;
+pub mod http;
 pub mod in_process;
 pub mod otlp;
 pub mod process;
 pub mod prom;
+pub mod repo;
+pub mod signal;
 pub mod trace;
 pub mod wait;

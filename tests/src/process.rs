@@ -14,15 +14,13 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use parts::Part;
 use serde_json::Value;
 
-use crate::wait;
+use crate::{signal, wait};
 
-/// The services, each a binary of its own.
-pub const SERVICES: &[&str] = &["die-service", "dice-roller", "frontend"];
-
-/// Every binary of the workspace that the tests run: the services and the launcher.
-pub const BINARIES: &[&str] = &["die-service", "dice-roller", "frontend", "dice-lab"];
+/// The launcher's binary; the services' binaries are named as their parts.
+pub const LAUNCHER: &str = "dice-lab";
 
 /// The path of a service binary, built on first use.
 pub fn binary(name: &str) -> PathBuf {
@@ -47,7 +45,7 @@ fn build() -> Result<PathBuf, String> {
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
     let mut command = Command::new(cargo);
     command.args(["build", "--quiet", "--manifest-path", manifest]);
-    for name in BINARIES {
+    for name in Part::SERVICES.map(Part::name).into_iter().chain([LAUNCHER]) {
         command.args(["--package", name]);
     }
     if profile_dir.file_name().is_some_and(|p| p == "release") {
@@ -137,11 +135,6 @@ impl Service {
         }
     }
 
-    /// `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
     /// Every JSON log line so far.
     pub fn logs(&self) -> Vec<Value> {
         self.lines.lock().unwrap().clone()
@@ -174,10 +167,8 @@ impl Service {
 
     /// Sends SIGTERM and waits (at most 15 s) for the process to exit.
     pub async fn terminate(&mut self) -> ExitStatus {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status();
         assert!(
-            sent.is_ok_and(|s| s.success()),
+            signal::process(self.child.id(), signal::SIGTERM),
             "cannot signal {}",
             self.name
         );
@@ -189,6 +180,13 @@ impl Service {
             assert!(Instant::now() < deadline, "{} ignored SIGTERM", self.name);
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+impl crate::http::Target for Service {
+    /// `http://127.0.0.1:PORT`.
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 }
 

@@ -1,4 +1,4 @@
-//! Traces as trees, and the shapes DESIGN.md promises, asserted in one place.
+//! Traces as trees, and the shapes the contract promises (docs/contract.md), asserted in one place.
 //!
 //! A [`Trace`] is the spans of one trace id. The `assert_*` functions check the contract's span
 //! names, kinds, parents and attributes and return the spans they found, so a test can go on to

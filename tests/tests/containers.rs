@@ -14,6 +14,7 @@ use lab_tests::trace::{
     Trace, assert_frontend_root, assert_roll_async, max_concurrency, total_duration_ns,
 };
 use libtest_mimic::{Arguments, Failed, Trial};
+use parts::Part;
 use serde_json::Value;
 use testcontainers::core::Host;
 use testcontainers::runners::AsyncRunner as _;
@@ -114,28 +115,28 @@ impl Lab {
                 & 0xffff_ffff_ffff
         );
         let network = format!("dice-lab-{id}");
-        let name = |service: &str| format!("dice-lab-{id}-{service}");
+        let name = |part: Part| format!("dice-lab-{id}-{part}");
         let images = containers::images().await;
-        let image = |service: &str| {
+        let image = |part: Part| {
             images
                 .iter()
-                .find(|(s, _)| *s == service)
+                .find(|(p, _)| *p == part)
                 .expect("an image per service")
                 .1
                 .clone()
         };
-        let listen = |service: &str, var: &str| {
+        let listen = |part: Part| {
             (
-                var.to_owned(),
-                format!("0.0.0.0:{}", containers::port(service)),
+                format!("{}_LISTEN", part.env_prefix().expect("a service")),
+                format!("0.0.0.0:{}", part.port()),
             )
         };
-        let url = |service: &str| format!("http://{}:{}", name(service), containers::port(service));
+        let url = |part: Part| format!("http://{}:{}", name(part), part.port());
 
-        let start = async |service: &str, env: Vec<(String, String)>| {
-            let mut request = image(service)
+        let start = async |part: Part, env: Vec<(String, String)>| {
+            let mut request = image(part)
                 .with_network(network.clone())
-                .with_container_name(name(service))
+                .with_container_name(name(part))
                 .with_host("host.docker.internal", Host::HostGateway)
                 .with_env_var("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.clone())
                 .with_env_var("OTEL_BSP_SCHEDULE_DELAY", "100");
@@ -145,16 +146,12 @@ impl Lab {
             request
                 .start()
                 .await
-                .unwrap_or_else(|e| panic!("{service} does not start: {e}"))
+                .unwrap_or_else(|e| panic!("{part} does not start: {e}"))
         };
-        let die_service = start(
-            "die-service",
-            vec![listen("die-service", "DIE_SERVICE_LISTEN")],
-        )
-        .await;
+        let die_service = start(Part::DieService, vec![listen(Part::DieService)]).await;
         let mut env = vec![
-            listen("dice-roller", "DICE_ROLLER_LISTEN"),
-            ("DIE_SERVICE_URL".to_owned(), url("die-service")),
+            listen(Part::DiceRoller),
+            ("DIE_SERVICE_URL".to_owned(), url(Part::DieService)),
             ("ROLL_DELAY_MS".to_owned(), "20..80".to_owned()),
         ];
         env.extend(
@@ -162,18 +159,18 @@ impl Lab {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string())),
         );
-        let roller = start("dice-roller", env).await;
+        let roller = start(Part::DiceRoller, env).await;
         let frontend = start(
-            "frontend",
+            Part::Frontend,
             vec![
-                listen("frontend", "FRONTEND_LISTEN"),
-                ("DIE_SERVICE_URL".to_owned(), url("die-service")),
-                ("DICE_ROLLER_URL".to_owned(), url("dice-roller")),
+                listen(Part::Frontend),
+                ("DIE_SERVICE_URL".to_owned(), url(Part::DieService)),
+                ("DICE_ROLLER_URL".to_owned(), url(Part::DiceRoller)),
             ],
         )
         .await;
         let port = frontend
-            .get_host_port_ipv4(containers::port("frontend"))
+            .get_host_port_ipv4(Part::Frontend.port())
             .await
             .expect("a mapped port");
         Self {
@@ -320,7 +317,7 @@ async fn fault_switches_answer_other_hosts_only_with_the_token() {
     let lab = Lab::start(&[("FAULT_TOKEN", "s3cret")]).await;
     let port = lab
         .roller
-        .get_host_port_ipv4(containers::port("dice-roller"))
+        .get_host_port_ipv4(Part::DiceRoller.port())
         .await
         .expect("a mapped port");
     let url = format!("http://127.0.0.1:{port}/admin/faults");

@@ -26,8 +26,9 @@ use lab_tests::fixtures::traceparent;
 use lab_tests::otlp::{Kind, Receiver, Span, StatusCode};
 use lab_tests::process::binary;
 use lab_tests::trace::{Trace, max_concurrency, total_duration_ns};
-use lab_tests::wait;
+use lab_tests::{signal, wait};
 use libtest_mimic::{Arguments, Failed, Trial};
+use parts::Part;
 use serde_json::Value;
 
 /// How long a trace, a log line or a metric may take to arrive.
@@ -351,16 +352,15 @@ impl Harness {
             .map_err(|e| format!("cannot start `{script}`: {e}"))?;
         self.lab = Some(child);
         let deadline = Instant::now() + Duration::from_secs(120);
-        let ready = [
-            "http://127.0.0.1:8400/healthz",
-            "http://127.0.0.1:8401/healthz",
-            "http://127.0.0.1:8402/healthz",
-            "http://127.0.0.1:9090/-/ready",
-        ];
+        let ready: Vec<String> = Part::SERVICES
+            .into_iter()
+            .chain([Part::Prometheus])
+            .map(Part::ready_url)
+            .collect();
         loop {
             let all = ready.iter().all(|url| {
                 self.runtime
-                    .block_on(async { self.http.get(*url).send().await })
+                    .block_on(async { self.http.get(url).send().await })
                     .is_ok_and(|r| r.status().is_success())
             });
             if all {
@@ -383,12 +383,11 @@ impl Harness {
         let Some(mut child) = self.lab.take() else {
             return;
         };
-        let group = format!("-{}", child.id());
-        let _ = Command::new("kill").args(["-INT", "--", &group]).status();
+        signal::group(child.id(), signal::SIGINT);
         let deadline = Instant::now() + Duration::from_secs(30);
         while child.try_wait().ok().flatten().is_none() {
             if Instant::now() > deadline {
-                let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+                signal::group(child.id(), signal::SIGKILL);
                 let _ = child.wait();
                 break;
             }
@@ -420,9 +419,7 @@ impl Harness {
                 break status;
             }
             if Instant::now() > deadline {
-                let _ = Command::new("kill")
-                    .args(["-KILL", "--", &format!("-{}", child.id())])
-                    .status();
+                signal::group(child.id(), signal::SIGKILL);
                 let _ = child.wait();
                 return Err(format!("`{script}` ran longer than {STEP_TIMEOUT:?}").into());
             }
@@ -595,7 +592,8 @@ impl Harness {
                 percent_encoding::utf8_percent_encode(query, percent_encoding::NON_ALPHANUMERIC);
             self.http
                 .get(format!(
-                    "http://127.0.0.1:9090/api/v1/query?query={encoded}"
+                    "{}/api/v1/query?query={encoded}",
+                    Part::Prometheus.local_url()
                 ))
                 .send()
                 .await

@@ -2,10 +2,12 @@
 //!
 //! `GET /roll` fetches one spec and rolls once. `GET /roll-async` fetches the spec once (or, with
 //! `fetch=each`, once per roll) and then runs `times` rolls as concurrent tokio tasks, each in its
-//! own `roll` span under the request's server span, so a trace shows them side by side. Each roll
-//! waits its simulated delay on a timer, never blocking a thread. Upstream failures map onto 503,
-//! 504 and 502 through [`telemetry::client`]. [`build`] returns the server bound to the configured
-//! address; `main.rs` only parses [`Settings`] and runs it.
+//! own `roll` span under the request's server span, so a trace shows them side by side
+//! ([`rolling`]). Each roll waits its simulated delay on a timer, never blocking a thread. Every
+//! way a roll request can fail is a [`rolling::RollError`], mapped to its status in one place. The
+//! roller owns the `sequential` fault switch (the lab guide's bug hunt), which rolls a batch one
+//! roll at a time. [`build`] returns the server bound to the configured address; `main.rs` only
+//! parses [`Settings`] and calls [`run`].
 
 pub mod params;
 mod rolling;
@@ -13,12 +15,16 @@ mod rolling;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use lab_http::app::App;
+use lab_http::client::Upstream;
+use lab_http::faults::{FaultSettings, Switch};
+use lab_http::reply::raw_query;
+use lab_http::runner::StartError;
+use lab_http::server::Server;
+use parts::Part;
 use serde::Serialize;
-use telemetry::client::Upstream;
-use telemetry::faults::{FaultSettings, Faults};
-use telemetry::server::{self, Server};
-use telemetry::{HttpMetrics, metrics};
 use warp::Filter as _;
+use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
 pub use rolling::DelayRange;
@@ -31,10 +37,10 @@ pub use rolling::DelayRange;
 )]
 pub struct Settings {
     /// Address to listen on; use 0.0.0.0:8401 in a container.
-    #[arg(long, env = "DICE_ROLLER_LISTEN", default_value = "127.0.0.1:8401")]
+    #[arg(long, env = "DICE_ROLLER_LISTEN", default_value_t = Part::DiceRoller.default_listen())]
     pub listen: SocketAddr,
     /// Base URL of the die-service.
-    #[arg(long, env = "DIE_SERVICE_URL", default_value = "http://127.0.0.1:8402")]
+    #[arg(long, env = "DIE_SERVICE_URL", default_value_t = Part::DieService.local_url())]
     pub die_service_url: String,
     /// Largest `times` that /roll-async accepts.
     #[arg(long, env = "MAX_TIMES", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
@@ -55,67 +61,55 @@ pub struct Settings {
 
 /// The service's name in telemetry.
 pub const SERVICE: telemetry::ServiceInfo = telemetry::ServiceInfo {
-    name: "dice-roller",
+    name: Part::DiceRoller.name(),
     version: env!("CARGO_PKG_VERSION"),
 };
 
+/// Runs the service as its binary does.
+pub async fn run(settings: Settings) -> std::process::ExitCode {
+    lab_http::runner::run_service(SERVICE, settings, build).await
+}
+
 /// Binds the server.
-pub async fn build(settings: &Settings) -> Result<Server, String> {
-    Server::bind(settings.listen, routes(settings)?).await
+pub async fn build(settings: &Settings) -> Result<Server, StartError> {
+    Ok(Server::bind(settings.listen, routes(settings)?).await?)
 }
 
 /// Every route of the service, with its own metrics registry.
-pub fn routes(settings: &Settings) -> Result<warp::filters::BoxedFilter<(Response,)>, String> {
-    let registry = metrics::registry();
-    let http = HttpMetrics::new(&registry);
-    let faults = Faults::new(
-        SERVICE.name,
-        &settings.faults,
-        Some(settings.sequential),
-        &registry,
-    );
+pub fn routes(settings: &Settings) -> Result<BoxedFilter<(Response,)>, StartError> {
+    let sequential = Switch::new("sequential", settings.sequential);
+    let app = App::new(SERVICE.name, &settings.faults, vec![sequential.clone()]);
     let die_service = Upstream::new(
-        "die-service",
+        Part::DieService.name(),
         &settings.die_service_url,
         Duration::from_millis(settings.die_service_timeout_ms),
-    )?;
+    )?
+    .with_metrics(app.registry());
     let roller = rolling::Roller::new(
         die_service,
         settings.max_times,
         settings.roll_delay_ms,
-        faults.clone(),
-        &registry,
+        sequential,
+        app.registry(),
     );
 
     let roll = {
         let roller = roller.clone();
-        server::api_route(
-            &http,
-            &faults,
-            "/roll",
-            warp::path!("roll")
-                .and(server::raw_query())
-                .map(move |query: String| {
-                    let roller = roller.clone();
-                    async move { roller.roll(&query).await }
-                }),
-        )
-    };
-    let roll_async = server::api_route(
-        &http,
-        &faults,
-        "/roll-async",
-        warp::path!("roll-async")
-            .and(server::raw_query())
+        warp::path!("roll")
+            .and(raw_query())
             .map(move |query: String| {
                 let roller = roller.clone();
-                async move { roller.roll_async(&query).await }
-            }),
-    );
-    Ok(server::app(
-        roll.or(roll_async).unify().boxed(),
-        &http,
-        registry,
-        &faults,
-    ))
+                async move { roller.roll(&query).await }
+            })
+    };
+    let roll_async = warp::path!("roll-async")
+        .and(raw_query())
+        .map(move |query: String| {
+            let roller = roller.clone();
+            async move { roller.roll_async(&query).await }
+        });
+    Ok(app
+        .api_route("/roll", roll)
+        .api_route("/roll-async", roll_async)
+        .into_filter())
 }

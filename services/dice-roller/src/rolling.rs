@@ -4,21 +4,22 @@
 //! timer, draws a result and records it three ways: on its `roll` span (`die.type`, `roll.index`,
 //! `roll.value`, status Error when it failed), in one log line inside that span, and in
 //! `dice_rolls_total` and `dice_roll_results_total`. Metric labels only ever carry die types the
-//! die-service confirmed and faces of those dice, so a garbage die name adds no series.
+//! die-service confirmed and faces of those dice, so a garbage die name adds no series. Every way
+//! a request fails is a [`RollError`], whose status is decided in one place.
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use die_service::dice::{DieSpec, Roll};
+use dice::{DieSpec, Roll};
+use lab_http::client::{Upstream, UpstreamError};
+use lab_http::faults::Switch;
+use lab_http::reply::{ErrorStatus, result};
 use opentelemetry::trace::Status;
 use prometheus::{Histogram, IntCounterVec, IntGauge, Registry};
 use rand::Rng as _;
 use serde::{Serialize, Serializer};
-use telemetry::client::{Upstream, UpstreamError};
-use telemetry::faults::Faults;
-use telemetry::metrics::{self, LATENCY_BUCKETS};
-use telemetry::server::{json, json_error};
+use telemetry::metrics;
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 use tracing::field::Empty;
@@ -78,40 +79,44 @@ impl Mode {
     }
 }
 
-/// A request that ends in an error body.
-struct Refusal {
-    status: StatusCode,
-    message: String,
+/// Every way a roll request ends without rolls.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RollError {
+    /// The query is not one the route takes.
+    #[error("{0}")]
+    BadQuery(String),
+    /// The die-service knows no such die; its own sentence.
+    #[error("{0}")]
+    UnknownDie(String),
+    #[error(transparent)]
+    DieService(#[from] UpstreamError),
+    /// The one roll of `/roll` failed, as the die's error rate says it sometimes does.
+    #[error("die '{die}' failed")]
+    Failed { die: String },
+    #[error("a roll task stopped: {0}")]
+    TaskStopped(String),
 }
 
-impl Refusal {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
+impl ErrorStatus for RollError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::BadQuery(_) => StatusCode::BAD_REQUEST,
+            Self::UnknownDie(_) => StatusCode::NOT_FOUND,
+            Self::DieService(error) => error.status(),
+            Self::Failed { .. } | Self::TaskStopped(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
-    }
-
-    fn into_response(self) -> Response {
-        json_error(self.status, self.message)
-    }
-}
-
-impl From<UpstreamError> for Refusal {
-    fn from(error: UpstreamError) -> Self {
-        Self::new(error.status(), error.to_string())
     }
 }
 
 #[derive(Serialize)]
-struct OneRoll<'a> {
-    die: &'a str,
+struct OneRoll {
+    die: String,
     roll: i64,
 }
 
 #[derive(Serialize)]
-struct ManyRolls<'a> {
-    die: &'a str,
+struct ManyRolls {
+    die: String,
     count: usize,
     rolls: Vec<Option<i64>>,
     failed: usize,
@@ -126,13 +131,11 @@ struct Inner {
     die_service: Upstream,
     max_times: u32,
     default_delay: DelayRange,
-    faults: Faults,
+    sequential: Switch,
     rolls: IntCounterVec,
     results: IntCounterVec,
     batch_size: Histogram,
     in_progress: IntGauge,
-    upstream_requests: IntCounterVec,
-    upstream_duration: Histogram,
 }
 
 impl Roller {
@@ -140,14 +143,14 @@ impl Roller {
         die_service: Upstream,
         max_times: u32,
         default_delay: DelayRange,
-        faults: Faults,
+        sequential: Switch,
         registry: &Registry,
     ) -> Self {
         Self(Arc::new(Inner {
             die_service,
             max_times,
             default_delay,
-            faults,
+            sequential,
             rolls: metrics::counter_vec(
                 registry,
                 "dice_rolls_total",
@@ -171,80 +174,54 @@ impl Roller {
                 "async_rolls_in_progress",
                 "Concurrent rolls of /roll-async requests running now.",
             ),
-            upstream_requests: metrics::counter_vec(
-                registry,
-                "die_service_requests_total",
-                "Calls to the die-service, by status code or failure (unreachable, timeout, invalid_response).",
-                &["status"],
-            ),
-            upstream_duration: metrics::histogram(
-                registry,
-                "die_service_request_duration_seconds",
-                "Time of calls to the die-service, as the roller sees it.",
-                LATENCY_BUCKETS,
-            ),
         }))
     }
 
     /// `GET /roll`.
     pub(crate) async fn roll(&self, query: &str) -> Response {
-        let query = match RollQuery::parse(query) {
-            Ok(query) => query,
-            Err(message) => return json_error(StatusCode::BAD_REQUEST, message),
-        };
-        let spec = match self.fetch_spec(&query.die).await {
-            Ok(spec) => spec,
-            Err(refusal) => return refusal.into_response(),
-        };
+        result(self.roll_one(query).await)
+    }
+
+    async fn roll_one(&self, query: &str) -> Result<OneRoll, RollError> {
+        let query = RollQuery::parse(query).map_err(RollError::BadQuery)?;
+        let spec = self.fetch_spec(&query.die).await?;
         let span = roll_span(&query.die, None);
         match self
             .roll_once(&query.die, &spec, Mode::Sync, None)
             .instrument(span)
             .await
         {
-            Roll::Value(roll) => json(
-                StatusCode::OK,
-                &OneRoll {
-                    die: &query.die,
-                    roll,
-                },
-            ),
-            Roll::Failed => json_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("die '{}' failed", query.die),
-            ),
+            Roll::Value(roll) => Ok(OneRoll {
+                die: query.die,
+                roll,
+            }),
+            Roll::Failed => Err(RollError::Failed { die: query.die }),
         }
     }
 
     /// `GET /roll-async`.
     pub(crate) async fn roll_async(&self, query: &str) -> Response {
-        let query = match RollAsyncQuery::parse(query, self.0.max_times) {
-            Ok(query) => query,
-            Err(message) => return json_error(StatusCode::BAD_REQUEST, message),
-        };
-        match self.roll_many(&query).await {
-            Ok(rolls) => {
-                self.0.batch_size.observe(f64::from(query.times));
-                let failed = rolls.iter().filter(|r| r.is_none()).count();
-                let total = rolls.iter().flatten().sum();
-                json(
-                    StatusCode::OK,
-                    &ManyRolls {
-                        die: &query.die,
-                        count: rolls.len(),
-                        rolls,
-                        failed,
-                        total,
-                    },
-                )
-            }
-            Err(refusal) => refusal.into_response(),
-        }
+        result(self.roll_batch(query).await)
+    }
+
+    async fn roll_batch(&self, query: &str) -> Result<ManyRolls, RollError> {
+        let query = RollAsyncQuery::parse(query, self.0.max_times).map_err(RollError::BadQuery)?;
+        let rolls = self.roll_many(&query).await?;
+        self.0.batch_size.observe(f64::from(query.times));
+        let failed = rolls.iter().filter(|r| r.is_none()).count();
+        let total = rolls.iter().flatten().sum();
+        Ok(ManyRolls {
+            die: query.die,
+            count: rolls.len(),
+            rolls,
+            failed,
+            total,
+        })
     }
 
     /// Runs `query.times` rolls as concurrent tasks; `None` marks a failed roll. With the
     /// `sequential` fault switch on, each roll is awaited before the next one starts.
-    async fn roll_many(&self, query: &RollAsyncQuery) -> Result<Vec<Option<i64>>, Refusal> {
+    async fn roll_many(&self, query: &RollAsyncQuery) -> Result<Vec<Option<i64>>, RollError> {
         let die: Arc<str> = query.die.as_str().into();
         let once = match query.fetch {
             Fetch::Once => Some(Arc::new(self.fetch_spec(&die).await?)),
@@ -273,7 +250,7 @@ impl Roller {
                     .roll_once(&die, &spec, Mode::Async, Some(index))
                     .instrument(span)
                     .await;
-                Ok::<_, Refusal>((index, roll))
+                Ok::<_, RollError>((index, roll))
             }
         };
         let mut rolls = vec![None; query.times as usize];
@@ -283,7 +260,7 @@ impl Roller {
                 Roll::Failed => None,
             }
         };
-        if self.0.faults.sequential() {
+        if self.0.sequential.is_on() {
             for index in 0..query.times as usize {
                 record(roll(index).await?);
             }
@@ -298,12 +275,7 @@ impl Roller {
                 Ok(Ok(done)) => record(done),
                 // The first failed fetch decides the answer; dropping the set stops the others.
                 Ok(Err(refusal)) => return Err(refusal),
-                Err(error) => {
-                    return Err(Refusal::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        format!("a roll task stopped: {error}"),
-                    ));
-                }
+                Err(error) => return Err(RollError::TaskStopped(error.to_string())),
             }
         }
         Ok(rolls)
@@ -363,41 +335,28 @@ impl Roller {
         Duration::from_millis(rand::rng().random_range(min..=max))
     }
 
-    /// `GET /dice/{die}` on the die-service, as a checked spec or the answer to give instead.
-    async fn fetch_spec(&self, die: &str) -> Result<DieSpec, Refusal> {
+    /// `GET /dice/{die}` on the die-service, as a checked spec or why there is none.
+    async fn fetch_spec(&self, die: &str) -> Result<DieSpec, RollError> {
         let path = format!(
             "dice/{}",
             percent_encoding::utf8_percent_encode(die, percent_encoding::NON_ALPHANUMERIC)
         );
-        let started = Instant::now();
-        let answer = self.0.die_service.get(&path).await;
-        self.0
-            .upstream_duration
-            .observe(started.elapsed().as_secs_f64());
-        let label = match &answer {
-            Ok(answer) => answer.status.as_str().to_owned(),
-            Err(error) => error.kind().to_owned(),
-        };
-        self.0.upstream_requests.with_label_values(&[&label]).inc();
-
-        let answer = answer?;
+        let answer = self.0.die_service.get(&path).await?;
         match answer.status {
             StatusCode::OK => parse_spec(&answer.body).map_err(|detail| {
-                Refusal::from(UpstreamError::Invalid {
-                    name: "die-service",
+                RollError::DieService(UpstreamError::Invalid {
+                    name: self.0.die_service.name(),
                     detail,
                 })
             }),
-            StatusCode::NOT_FOUND => Err(Refusal::new(
-                StatusCode::NOT_FOUND,
+            StatusCode::NOT_FOUND => Err(RollError::UnknownDie(
                 error_message(&answer.body)
                     .unwrap_or_else(|| format!("unknown die '{}'", quote(die))),
             )),
-            status => Err(UpstreamError::Status {
-                name: "die-service",
+            status => Err(RollError::DieService(UpstreamError::Status {
+                name: self.0.die_service.name(),
                 status,
-            }
-            .into()),
+            })),
         }
     }
 }

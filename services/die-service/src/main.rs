@@ -2,6 +2,5 @@ use clap::Parser as _;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let settings = die_service::Settings::parse();
-    telemetry::run_service(die_service::SERVICE, settings, die_service::build).await
+    die_service::run(die_service::Settings::parse()).await
 }

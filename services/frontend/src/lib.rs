@@ -5,7 +5,8 @@
 //! `/api/dice`, `/api/roll` and `/api/roll-async` pass the request on to the die-service or the
 //! dice-roller and return the upstream JSON (and status) with the `trace_id` of the trace they
 //! started: the frontend's SERVER span is the root of every user interaction, with a CLIENT span
-//! for the call behind it. [`build`] returns the server bound to the configured address.
+//! for the call behind it. [`build`] returns the server bound to the configured address; `main.rs`
+//! only parses [`Settings`] and calls [`run`].
 
 mod assets;
 mod page;
@@ -15,14 +16,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use frontend_ui::{Die, Initial};
+use lab_http::app::App;
+use lab_http::client::{Upstream, UpstreamError};
+use lab_http::faults::FaultSettings;
+use lab_http::reply::{ErrorStatus, json, json_error, raw_query};
+use lab_http::runner::StartError;
+use lab_http::server::Server;
+use parts::Part;
 use prometheus::IntCounterVec;
 use serde::Serialize;
 use serde_json::Value;
-use telemetry::client::{Upstream, UpstreamError};
-use telemetry::faults::{FaultSettings, Faults};
-use telemetry::server::{self, Server, json, json_error};
-use telemetry::{HttpMetrics, metrics};
+use telemetry::metrics;
 use warp::Filter as _;
+use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::{Reply as _, Response};
 
@@ -31,13 +37,13 @@ use warp::reply::{Reply as _, Response};
 #[command(version, about = "Serves the dice-lab page and the API behind it.")]
 pub struct Settings {
     /// Address to listen on; use 0.0.0.0:8400 in a container.
-    #[arg(long, env = "FRONTEND_LISTEN", default_value = "127.0.0.1:8400")]
+    #[arg(long, env = "FRONTEND_LISTEN", default_value_t = Part::Frontend.default_listen())]
     pub listen: SocketAddr,
     /// Base URL of the die-service.
-    #[arg(long, env = "DIE_SERVICE_URL", default_value = "http://127.0.0.1:8402")]
+    #[arg(long, env = "DIE_SERVICE_URL", default_value_t = Part::DieService.local_url())]
     pub die_service_url: String,
     /// Base URL of the dice-roller.
-    #[arg(long, env = "DICE_ROLLER_URL", default_value = "http://127.0.0.1:8401")]
+    #[arg(long, env = "DICE_ROLLER_URL", default_value_t = Part::DiceRoller.local_url())]
     pub dice_roller_url: String,
     /// The dice-roller's largest `times`, checked in the page before a request is sent.
     #[arg(long, env = "MAX_TIMES", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
@@ -54,16 +60,21 @@ pub struct Settings {
 
 /// The service's name in telemetry.
 pub const SERVICE: telemetry::ServiceInfo = telemetry::ServiceInfo {
-    name: "frontend",
+    name: Part::Frontend.name(),
     version: env!("CARGO_PKG_VERSION"),
 };
 
 /// The `action` label values of `frontend_actions_total`.
 const ACTIONS: [&str; 4] = ["page_view", "list_dice", "roll_once", "roll_multiple"];
 
+/// Runs the service as its binary does.
+pub async fn run(settings: Settings) -> std::process::ExitCode {
+    lab_http::runner::run_service(SERVICE, settings, build).await
+}
+
 /// Binds the server.
-pub async fn build(settings: &Settings) -> Result<Server, String> {
-    Server::bind(settings.listen, routes(settings)?).await
+pub async fn build(settings: &Settings) -> Result<Server, StartError> {
+    Ok(Server::bind(settings.listen, routes(settings)?).await?)
 }
 
 struct State {
@@ -75,13 +86,11 @@ struct State {
 }
 
 /// Every route of the service, with its own metrics registry.
-pub fn routes(settings: &Settings) -> Result<warp::filters::BoxedFilter<(Response,)>, String> {
-    let registry = metrics::registry();
-    let http = HttpMetrics::new(&registry);
-    let faults = Faults::new(SERVICE.name, &settings.faults, None, &registry);
+pub fn routes(settings: &Settings) -> Result<BoxedFilter<(Response,)>, StartError> {
+    let app = App::new(SERVICE.name, &settings.faults, Vec::new());
     let timeout = Duration::from_millis(settings.upstream_timeout_ms);
     let actions = metrics::counter_vec(
-        &registry,
+        app.registry(),
         "frontend_actions_total",
         "User actions: page views, dice listings, Roll Once and Roll Multiple.",
         &["action"],
@@ -90,8 +99,8 @@ pub fn routes(settings: &Settings) -> Result<warp::filters::BoxedFilter<(Respons
         actions.with_label_values(&[action]);
     }
     let state = Arc::new(State {
-        die_service: Upstream::new("die-service", &settings.die_service_url, timeout)?,
-        dice_roller: Upstream::new("dice-roller", &settings.dice_roller_url, timeout)?,
+        die_service: Upstream::new(Part::DieService.name(), &settings.die_service_url, timeout)?,
+        dice_roller: Upstream::new(Part::DiceRoller.name(), &settings.dice_roller_url, timeout)?,
         max_times: settings.max_times,
         grafana_url: settings.grafana_url.clone(),
         actions,
@@ -101,64 +110,37 @@ pub fn routes(settings: &Settings) -> Result<warp::filters::BoxedFilter<(Respons
         let state = state.clone();
         warp::any().map(move || state.clone())
     };
-    let index = server::route(
-        &http,
-        "/",
-        warp::path::end()
-            .and(with_state())
-            .map(|state: Arc<State>| async move { index(&state).await }),
-    );
-    let asset = server::route(
-        &http,
-        "/assets/{file}",
-        warp::path!("assets" / String).map(|name: String| async move { asset(&name) }),
-    );
-    let dice = server::api_route(
-        &http,
-        &faults,
-        "/api/dice",
-        warp::path!("api" / "dice")
-            .and(with_state())
-            .map(|state: Arc<State>| async move {
-                state.actions.with_label_values(&["list_dice"]).inc();
-                relay(&state.die_service, "dice").await
-            }),
-    );
-    let roll = server::api_route(
-        &http,
-        &faults,
-        "/api/roll",
-        warp::path!("api" / "roll")
-            .and(with_state())
-            .and(server::raw_query())
-            .map(|state: Arc<State>, query: String| async move {
-                state.actions.with_label_values(&["roll_once"]).inc();
-                relay(&state.dice_roller, &format!("roll?{query}")).await
-            }),
-    );
-    let roll_async = server::api_route(
-        &http,
-        &faults,
-        "/api/roll-async",
-        warp::path!("api" / "roll-async")
-            .and(with_state())
-            .and(server::raw_query())
-            .map(|state: Arc<State>, query: String| async move {
-                state.actions.with_label_values(&["roll_multiple"]).inc();
-                relay(&state.dice_roller, &format!("roll-async?{query}")).await
-            }),
-    );
-    let own = index
-        .or(asset)
-        .unify()
-        .or(dice)
-        .unify()
-        .or(roll)
-        .unify()
-        .or(roll_async)
-        .unify()
-        .boxed();
-    Ok(server::app(own, &http, registry, &faults))
+    let index = warp::path::end()
+        .and(with_state())
+        .map(|state: Arc<State>| async move { index(&state).await });
+    let asset = warp::path!("assets" / String).map(|name: String| async move { asset(&name) });
+    let dice = warp::path!("api" / "dice")
+        .and(with_state())
+        .map(|state: Arc<State>| async move {
+            state.actions.with_label_values(&["list_dice"]).inc();
+            relay(&state.die_service, "dice").await
+        });
+    let roll = warp::path!("api" / "roll")
+        .and(with_state())
+        .and(raw_query())
+        .map(|state: Arc<State>, query: String| async move {
+            state.actions.with_label_values(&["roll_once"]).inc();
+            relay(&state.dice_roller, &format!("roll?{query}")).await
+        });
+    let roll_async = warp::path!("api" / "roll-async")
+        .and(with_state())
+        .and(raw_query())
+        .map(|state: Arc<State>, query: String| async move {
+            state.actions.with_label_values(&["roll_multiple"]).inc();
+            relay(&state.dice_roller, &format!("roll-async?{query}")).await
+        });
+    Ok(app
+        .route("/", index)
+        .route("/assets/{file}", asset)
+        .api_route("/api/dice", dice)
+        .api_route("/api/roll", roll)
+        .api_route("/api/roll-async", roll_async)
+        .into_filter())
 }
 
 /// The page, rendered with the dice the die-service lists (or with why it could not).

@@ -2,6 +2,5 @@ use clap::Parser as _;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let settings = frontend::Settings::parse();
-    telemetry::run_service(frontend::SERVICE, settings, frontend::build).await
+    frontend::run(frontend::Settings::parse()).await
 }

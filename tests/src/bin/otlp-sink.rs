@@ -34,7 +34,7 @@ async fn main() {
     eprintln!("otlp-sink listening on {address}");
     warp::serve(route)
         .incoming(listener)
-        .graceful(telemetry::server::shutdown_signal())
+        .graceful(lab_http::server::shutdown_signal())
         .run()
         .await;
     println!(

@@ -5,17 +5,22 @@
 //! injects the span's W3C context into the request headers, and turns every way the call can go
 //! wrong into an [`UpstreamError`] that maps onto the contract's status codes: unreachable → 503,
 //! too slow → 504, anything else → 502. Connections and whole requests have time-outs, so no
-//! caller waits forever.
+//! caller waits forever. [`Upstream::with_metrics`] counts every call and its duration under the
+//! upstream's name (`die_service_requests_total{status}`, `die_service_request_duration_seconds`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::StatusCode;
 use opentelemetry::trace::Status;
 use opentelemetry_http::HeaderInjector;
+use prometheus::{Histogram, IntCounterVec, Registry};
+use telemetry::metrics;
 use tracing::Instrument as _;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use crate::reply::ErrorStatus;
 
 /// Connecting must be quick on a lab machine; a refused connection fails at once anyway.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -27,6 +32,32 @@ pub struct Upstream {
     base: reqwest::Url,
     client: reqwest::Client,
     timeout: Duration,
+    metrics: Option<UpstreamMetrics>,
+}
+
+/// `<upstream>_requests_total{status}` and `<upstream>_request_duration_seconds`.
+#[derive(Clone, Debug)]
+struct UpstreamMetrics {
+    requests: IntCounterVec,
+    duration: Histogram,
+}
+
+/// The upstream's URL cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{name} URL '{url}' is not a URL: {error}")]
+    NotAUrl {
+        name: &'static str,
+        url: String,
+        error: url::ParseError,
+    },
+    #[error("{name} URL '{url}' must start with http://")]
+    NotHttp { name: &'static str, url: String },
+    #[error("cannot build the HTTP client for {name}: {error}")]
+    Build {
+        name: &'static str,
+        error: reqwest::Error,
+    },
 }
 
 /// An upstream answer with any status; the caller decides what a 404 means.
@@ -55,16 +86,18 @@ pub enum UpstreamError {
     Invalid { name: &'static str, detail: String },
 }
 
-impl UpstreamError {
+impl ErrorStatus for UpstreamError {
     /// The status this service answers with when the upstream failed this way.
-    pub fn status(&self) -> StatusCode {
+    fn status(&self) -> StatusCode {
         match self {
             Self::Unreachable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::Status { .. } | Self::Invalid { .. } => StatusCode::BAD_GATEWAY,
         }
     }
+}
 
+impl UpstreamError {
     /// A low-cardinality name for this failure: the span's `error.type` and a metric label.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -78,24 +111,56 @@ impl UpstreamError {
 
 impl Upstream {
     /// A client for `base_url` that gives up on a call after `timeout`.
-    pub fn new(name: &'static str, base_url: &str, timeout: Duration) -> Result<Self, String> {
-        let base = reqwest::Url::parse(base_url)
-            .map_err(|e| format!("{name} URL '{base_url}' is not a URL: {e}"))?;
+    pub fn new(name: &'static str, base_url: &str, timeout: Duration) -> Result<Self, ClientError> {
+        let url = || base_url.to_owned();
+        let base = reqwest::Url::parse(base_url).map_err(|error| ClientError::NotAUrl {
+            name,
+            url: url(),
+            error,
+        })?;
         if base.scheme() != "http" {
-            return Err(format!("{name} URL '{base_url}' must start with http://"));
+            return Err(ClientError::NotHttp { name, url: url() });
         }
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client for {name}: {e}"))?;
+            .map_err(|error| ClientError::Build { name, error })?;
         Ok(Self {
             name,
             base,
             client,
             timeout,
+            metrics: None,
         })
+    }
+
+    /// Counts every call in `registry`: by status code, or by how it failed (`unreachable`,
+    /// `timeout`, `invalid_response`), and its duration, under the upstream's name.
+    pub fn with_metrics(mut self, registry: &Registry) -> Self {
+        let prefix = self.name.replace('-', "_");
+        self.metrics = Some(UpstreamMetrics {
+            requests: metrics::counter_vec(
+                registry,
+                &format!("{prefix}_requests_total"),
+                &format!(
+                    "Calls to the {}, by status code or failure (unreachable, timeout, invalid_response).",
+                    self.name
+                ),
+                &["status"],
+            ),
+            duration: metrics::histogram(
+                registry,
+                &format!("{prefix}_request_duration_seconds"),
+                &format!(
+                    "Time of calls to the {}, as this service sees it.",
+                    self.name
+                ),
+                metrics::LATENCY_BUCKETS,
+            ),
+        });
+        self
     }
 
     /// The upstream's name, as errors say it.
@@ -127,7 +192,16 @@ impl Upstream {
         opentelemetry::global::get_text_map_propagator(|propagator| {
             propagator.inject_context(&span.context(), &mut HeaderInjector(&mut headers))
         });
+        let started = Instant::now();
         let result = self.send(url, headers).instrument(span.clone()).await;
+        if let Some(metrics) = &self.metrics {
+            metrics.duration.observe(started.elapsed().as_secs_f64());
+            let label = match &result {
+                Ok(answer) => answer.status.as_str().to_owned(),
+                Err(error) => error.kind().to_owned(),
+            };
+            metrics.requests.with_label_values(&[&label]).inc();
+        }
         match &result {
             Ok(answer) => {
                 span.record(

@@ -6,58 +6,27 @@
 
 use std::time::{Duration, Instant};
 
+use lab_http::faults::FaultSettings;
+use lab_tests::http::Target as _;
 use lab_tests::in_process::{Running, dice_roller, die_service, die_service_with, roller_settings};
 use lab_tests::prom;
 use lab_tests::wait;
+use reqwest::Method;
 use serde_json::{Value, json};
-use telemetry::faults::FaultSettings;
-
-async fn call(method: reqwest::Method, url: String, body: Option<String>) -> (u16, Value) {
-    let mut request = reqwest::Client::new().request(method.clone(), &url);
-    if let Some(body) = body {
-        request = request.body(body);
-    }
-    let response = request
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("a JSON body"))
-}
-
-async fn get(service: &Running, path: &str) -> (u16, Value) {
-    call(
-        reqwest::Method::GET,
-        format!("{}{path}", service.url()),
-        None,
-    )
-    .await
-}
 
 async fn switches(service: &Running) -> Value {
-    let (status, body) = get(service, "/admin/faults").await;
+    let (status, body) = service.get("/admin/faults").await;
     assert_eq!(status, 200, "{body}");
     body
 }
 
 async fn put(service: &Running, body: &str) -> (u16, Value) {
-    call(
-        reqwest::Method::PUT,
-        format!("{}/admin/faults", service.url()),
-        Some(body.to_owned()),
-    )
-    .await
+    service.call(Method::PUT, "/admin/faults", Some(body)).await
 }
 
 async fn injected(service: &Running, kind: &str) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", service.url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
     prom::value(
-        &prom::parse(&text),
+        &service.metrics().await,
         "faults_injected_total",
         &[("kind", kind)],
     )
@@ -77,7 +46,7 @@ async fn every_switch_is_off_by_default() {
         json!({"latency_ms": 0, "error_rate": 0.0, "sequential": false})
     );
     for _ in 0..20 {
-        let (status, _) = get(&roller, "/roll?die=fair").await;
+        let (status, _) = roller.get("/roll?die=fair").await;
         assert_eq!(status, 200);
     }
     assert_eq!(injected(&dice, "error").await, 0.0);
@@ -97,7 +66,7 @@ async fn an_error_rate_at_start_up_fails_the_die_service_and_the_roller_says_502
     .await;
     let roller = dice_roller(roller_settings(&dice.url())).await;
 
-    let (status, body) = get(&dice, "/dice/fair").await;
+    let (status, body) = dice.get("/dice/fair").await;
     assert_eq!(status, 500);
     assert!(
         body["error"]
@@ -106,27 +75,22 @@ async fn an_error_rate_at_start_up_fails_the_die_service_and_the_roller_says_502
             .starts_with("injected fault: die-service fails 100% of requests"),
         "{body}"
     );
-    let (status, body) = get(&roller, "/roll?die=fair").await;
+    let (status, body) = roller.get("/roll?die=fair").await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(injected(&dice, "error").await, 2.0);
 
-    let (status, body) = call(
-        reqwest::Method::DELETE,
-        format!("{}/admin/faults", dice.url()),
-        None,
-    )
-    .await;
+    let (status, body) = dice.call(Method::DELETE, "/admin/faults", None).await;
     assert_eq!(
         (status, body),
         (200, json!({"latency_ms": 0, "error_rate": 0.0}))
     );
-    let (status, _) = get(&roller, "/roll?die=fair").await;
+    let (status, _) = roller.get("/roll?die=fair").await;
     assert_eq!(status, 200);
     // The switch's own page and the service's health are never failed on purpose.
     let (status, _) = put(&dice, r#"{"error_rate": 1}"#).await;
     assert_eq!(status, 200);
     for path in ["/healthz", "/admin/faults"] {
-        let (status, _) = get(&dice, path).await;
+        let (status, _) = dice.get(path).await;
         assert_eq!(status, 200, "{path}");
     }
 }
@@ -141,7 +105,7 @@ async fn latency_switched_on_at_run_time_slows_every_roll() {
         (200, json!({"latency_ms": 300, "error_rate": 0.0}))
     );
     let started = Instant::now();
-    let (status, _) = get(&roller, "/roll-async?die=fair&times=5").await;
+    let (status, _) = roller.get("/roll-async?die=fair&times=5").await;
     assert_eq!(status, 200);
     assert!(
         started.elapsed() >= Duration::from_millis(300),
@@ -151,21 +115,21 @@ async fn latency_switched_on_at_run_time_slows_every_roll() {
 
     // Beyond the roller's time-out (1 s in these tests) the latency becomes a 504.
     put(&dice, r#"{"latency_ms": 1500}"#).await;
-    let (status, body) = get(&roller, "/roll?die=fair").await;
+    let (status, body) = roller.get("/roll?die=fair").await;
     assert_eq!(status, 504, "{body}");
     // The die-service saw its caller hang up: it counts the request as 499, not as nothing.
     wait::until(Duration::from_secs(5), Duration::from_millis(50), || {
-        let url = format!("{}/metrics", dice.url());
+        let dice = &dice;
         async move {
-            let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+            let samples = dice.metrics().await;
             let closed = prom::value(
-                &prom::parse(&text),
+                &samples,
                 "http_requests_total",
                 &[("handler", "/dice/{type}"), ("status", "499")],
             );
             (closed == Some(1.0))
                 .then_some(())
-                .ok_or_else(|| format!("no request counted as 499:\n{text}"))
+                .ok_or_else(|| format!("no request counted as 499:\n{samples:?}"))
         }
     })
     .await
@@ -220,12 +184,11 @@ async fn bad_changes_are_refused_and_change_nothing() {
     assert_eq!(status, 413, "{answer}");
     let (status, answer) = put(&dice, r#"{"sequential": true}"#).await;
     assert_eq!(status, 400);
-    assert_eq!(answer["error"], "die-service has no sequential mode");
-    let (status, answer) = call(
-        reqwest::Method::POST,
-        format!("{}/admin/faults", dice.url()),
-        None,
-    )
-    .await;
+    // The switch is the dice-roller's own; the die-service has none of that name.
+    assert_eq!(
+        answer["error"],
+        "unknown field `sequential`: die-service has latency_ms and error_rate"
+    );
+    let (status, answer) = dice.call(Method::POST, "/admin/faults", None).await;
     assert_eq!(status, 405, "{answer}");
 }

@@ -1,38 +1,22 @@
-//! The observability stack's configuration, checked against real components where they exist
-//! here: every file parses, the ports agree with DESIGN.md and with each other, `promtool` accepts
-//! the Prometheus configuration, and a real Prometheus, scraping the real services with the
-//! project's own scrape configuration, answers every PromQL query of every dashboard panel with
-//! data. Loki, Tempo, Alloy and Grafana cannot run here; their files are checked statically.
+//! The observability stack's configuration, checked against real components where the suite has
+//! them: every file parses, the ports agree with the table of the lab's parts and with each other,
+//! `promtool` accepts the Prometheus configuration, and a real Prometheus, scraping the real
+//! services with the project's own scrape configuration, answers every PromQL query of every
+//! dashboard panel with data. Loki, Tempo, Alloy and Grafana do not run in the suite; their files
+//! are checked against their rules in `backend_configs.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use lab_tests::http::Target as _;
 use lab_tests::in_process::{
     Running, dice_roller, die_service, frontend, frontend_settings, roller_settings,
 };
+use lab_tests::repo::{self, json};
+use parts::Part;
 use serde_json::Value;
-
-fn repo() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
-
-fn json(path: &str) -> Value {
-    let full = repo().join(path);
-    let text = std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path} is not JSON: {e}"))
-}
-
-fn files(dir: &str, extension: &str) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(repo().join(dir))
-        .unwrap_or_else(|e| panic!("{dir}: {e}"))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == extension))
-        .collect();
-    found.sort();
-    found
-}
 
 /// The Alloy components the configuration may use.
 const ALLOY_COMPONENTS: &[&str] = &[
@@ -65,13 +49,13 @@ const ALLOY_BLOCKS: &[&str] = &[
 #[test]
 fn every_configuration_file_parses() {
     for dir in ["observability", "observability/grafana", "dashboards"] {
-        for file in files(dir, "json") {
+        for file in repo::files(dir, "json") {
             let text = std::fs::read_to_string(&file).unwrap();
             serde_json::from_str::<Value>(&text)
                 .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         }
     }
-    let alloy = files("observability/alloy", "alloy");
+    let alloy = repo::files("observability/alloy", "alloy");
     assert!(
         alloy.len() >= 4,
         "the Alloy configuration is split by concern"
@@ -150,7 +134,7 @@ fn check_alloy(file: &Path) {
     }
     assert!(depth.is_empty(), "{name}: unclosed {depth:?}");
     // Every component a file refers to exists somewhere in the configuration.
-    let all: String = files("observability/alloy", "alloy")
+    let all: String = repo::files("observability/alloy", "alloy")
         .iter()
         .map(|f| std::fs::read_to_string(f).unwrap())
         .collect();
@@ -203,7 +187,8 @@ fn port_of(address: &str) -> u16 {
 }
 
 fn alloy_value(file: &str, key: &str, after: &str) -> String {
-    let text = std::fs::read_to_string(repo().join("observability/alloy").join(file)).unwrap();
+    let text =
+        std::fs::read_to_string(repo::root().join("observability/alloy").join(file)).unwrap();
     let start = text
         .find(after)
         .unwrap_or_else(|| panic!("{file}: no {after}"));
@@ -214,8 +199,10 @@ fn alloy_value(file: &str, key: &str, after: &str) -> String {
     line.split('"').nth(1).unwrap().to_owned()
 }
 
+/// Every port each backend's file names is the one the table of the lab's parts gives it, and
+/// the files agree with each other (who scrapes, pushes to or queries whom).
 #[test]
-fn ports_agree_with_the_design_and_with_each_other() {
+fn ports_agree_with_the_table_and_with_each_other() {
     let prometheus = json("observability/prometheus.json");
     let targets: BTreeMap<String, u16> = prometheus["scrape_configs"]
         .as_array()
@@ -228,10 +215,10 @@ fn ports_agree_with_the_design_and_with_each_other() {
             )
         })
         .collect();
-    // DESIGN.md's ports for the services.
-    assert_eq!(targets["frontend"], 8400);
-    assert_eq!(targets["dice-roller"], 8401);
-    assert_eq!(targets["die-service"], 8402);
+    // Prometheus scrapes every part, itself included, at its port.
+    for part in Part::all().filter(|p| *p != Part::Grafana) {
+        assert_eq!(targets[part.name()], part.port(), "the {part} scrape");
+    }
 
     let flags = json("observability/prometheus-flags.json");
     let listen = flags
@@ -256,34 +243,46 @@ fn ports_agree_with_the_design_and_with_each_other() {
             .to_owned()
     };
 
-    // Prometheus: its own flag, its self-scrape, Tempo's remote write, Grafana.
-    let prometheus_port = port_of(listen);
-    assert_eq!(targets["prometheus"], prometheus_port);
+    // Prometheus: its own flag, Tempo's remote write, Grafana.
+    assert_eq!(port_of(listen), Part::Prometheus.port());
     assert_eq!(
         port_of(
             tempo["metrics_generator"]["storage"]["remote_write"][0]["url"]
                 .as_str()
                 .unwrap()
         ),
-        prometheus_port
+        Part::Prometheus.port()
     );
-    assert_eq!(port_of(&datasource("prometheus")), prometheus_port);
-    // Loki: its server, Alloy's writer, Grafana, the scrape.
-    let loki_port = loki["server"]["http_listen_port"].as_u64().unwrap() as u16;
+    assert_eq!(port_of(&datasource("prometheus")), Part::Prometheus.port());
+    // Loki: its server, Alloy's writer, Grafana; its gRPC port.
+    assert_eq!(
+        loki["server"]["http_listen_port"].as_u64(),
+        Some(u64::from(Part::Loki.port()))
+    );
     assert_eq!(
         port_of(&alloy_value("logs.alloy", "url", "loki.write")),
-        loki_port
+        Part::Loki.port()
     );
-    assert_eq!(port_of(&datasource("loki")), loki_port);
-    assert_eq!(targets["loki"], loki_port);
-    // Tempo: its HTTP API for Grafana and the scrape; its OTLP receiver for Alloy's exporter.
-    let tempo_port = tempo["server"]["http_listen_port"].as_u64().unwrap() as u16;
-    assert_eq!(port_of(&datasource("tempo")), tempo_port);
-    assert_eq!(targets["tempo"], tempo_port);
-    let tempo_otlp = port_of(
-        tempo["distributor"]["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]
-            .as_str()
-            .unwrap(),
+    assert_eq!(port_of(&datasource("loki")), Part::Loki.port());
+    assert_eq!(
+        [loki["server"]["grpc_listen_port"].as_u64().unwrap() as u16],
+        Part::Loki.other_ports()
+    );
+    // Tempo: its HTTP API for Grafana; gRPC and OTLP receivers (where Alloy exports).
+    assert_eq!(
+        tempo["server"]["http_listen_port"].as_u64(),
+        Some(u64::from(Part::Tempo.port()))
+    );
+    assert_eq!(port_of(&datasource("tempo")), Part::Tempo.port());
+    let otlp = &tempo["distributor"]["receivers"]["otlp"]["protocols"];
+    let tempo_otlp_grpc = port_of(otlp["grpc"]["endpoint"].as_str().unwrap());
+    assert_eq!(
+        [
+            tempo["server"]["grpc_listen_port"].as_u64().unwrap() as u16,
+            tempo_otlp_grpc,
+            port_of(otlp["http"]["endpoint"].as_str().unwrap()),
+        ],
+        Part::Tempo.other_ports()
     );
     assert_eq!(
         port_of(&alloy_value(
@@ -291,59 +290,32 @@ fn ports_agree_with_the_design_and_with_each_other() {
             "endpoint",
             "otelcol.exporter.otlp"
         )),
-        tempo_otlp
+        tempo_otlp_grpc
     );
-    // Alloy receives OTLP where the services send it by default (DESIGN.md: 4318, HTTP).
+    // Alloy receives OTLP where the services send it by default (4318, HTTP; 4317, gRPC).
     assert_eq!(
-        port_of(&alloy_value("traces.alloy", "endpoint", "http {")),
-        4318
+        [
+            port_of(&alloy_value("traces.alloy", "endpoint", "grpc {")),
+            port_of(&alloy_value("traces.alloy", "endpoint", "http {")),
+        ],
+        Part::Alloy.other_ports()
     );
     assert_eq!(
-        port_of(&alloy_value("traces.alloy", "endpoint", "grpc {")),
-        4317
+        port_of(telemetry::DEFAULT_OTLP_ENDPOINT),
+        Part::Alloy.other_ports()[1]
     );
-    assert_eq!(port_of(telemetry::DEFAULT_OTLP_ENDPOINT), 4318);
-    // No two listeners share a port.
-    let mut listeners = vec![
-        8400,
-        8401,
-        8402,
-        4317,
-        4318,
-        12345,
-        prometheus_port,
-        loki_port,
-        tempo_port,
-        tempo_otlp,
-    ];
-    listeners.push(loki["server"]["grpc_listen_port"].as_u64().unwrap() as u16);
-    listeners.push(tempo["server"]["grpc_listen_port"].as_u64().unwrap() as u16);
-    listeners.push(port_of(
-        tempo["distributor"]["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
-            .as_str()
-            .unwrap(),
-    ));
-    listeners.push(
-        json("observability/grafana/settings.json")["server"]["http_port"]
-            .as_u64()
-            .unwrap() as u16,
-    );
-    let mut unique = listeners.clone();
-    unique.sort_unstable();
-    unique.dedup();
+    // Grafana.
     assert_eq!(
-        unique.len(),
-        listeners.len(),
-        "ports collide: {listeners:?}"
+        json("observability/grafana/settings.json")["server"]["http_port"].as_u64(),
+        Some(u64::from(Part::Grafana.port()))
     );
-    assert_eq!(targets["alloy"], 12345);
 }
 
 #[test]
 fn promtool_accepts_the_prometheus_configuration() {
     let out = Command::new("promtool")
         .args(["check", "config"])
-        .arg(repo().join("observability/prometheus.json"))
+        .arg(repo::root().join("observability/prometheus.json"))
         .output()
         .unwrap_or_else(|e| panic!("promtool is needed (Debian: apt-get install prometheus): {e}"));
     assert!(
@@ -362,7 +334,7 @@ fn dashboards_use_the_provisioned_data_sources_and_no_fixed_instances() {
         .iter()
         .map(|d| d["uid"].as_str().unwrap().to_owned())
         .collect();
-    let dashboards = files("dashboards", "json");
+    let dashboards = repo::files("dashboards", "json");
     assert!(dashboards.len() >= 4);
     for file in dashboards {
         let dashboard: Value =
@@ -553,7 +525,7 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
 
     let mut checked = 0;
     let mut tempo_only = Vec::new();
-    for file in files("dashboards", "json") {
+    for file in repo::files("dashboards", "json") {
         let dashboard: Value =
             serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         for panel in dashboard["panels"].as_array().unwrap() {

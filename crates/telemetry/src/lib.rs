@@ -1,20 +1,15 @@
-//! What every dice-lab service shares, so that no service carries a copy of it.
+//! The telemetry every dice-lab service emits: traces, logs and metrics, set up in one place.
 //!
 //! A service calls [`init`] once at start-up and keeps the returned [`Telemetry`]: it holds the
-//! tracer provider (OTLP/HTTP export configured from the standard `OTEL_*` variables), the JSON log
-//! subscriber whose lines carry the exported span's ids, and the Prometheus registry with the HTTP
-//! request metrics. [`server`] wraps warp routes in a SERVER span, an access log line and those
-//! metrics, continuing any W3C `traceparent` it receives; [`client`] does the same for outgoing
-//! reqwest calls as CLIENT spans that inject `traceparent`. [`faults`] holds the fault switches the
-//! lab guide turns on. [`Telemetry::shutdown`] flushes the spans that are still queued once the
-//! server has drained.
+//! tracer provider (OTLP/HTTP export configured from the standard `OTEL_*` variables, in
+//! `export`), and the JSON log subscriber (`logging`) whose lines carry the exported span's ids.
+//! [`metrics`] makes the per-service Prometheus registry and its text page.
+//! [`Telemetry::shutdown`] flushes the spans that are still queued once the server has drained.
+//! Nothing here knows HTTP: the routes and clients that create spans live in the HTTP crate.
 
-pub mod client;
 mod export;
-pub mod faults;
 mod logging;
 pub mod metrics;
-pub mod server;
 
 use std::time::Duration;
 
@@ -27,8 +22,6 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _};
-
-pub use metrics::HttpMetrics;
 
 /// The OTLP/HTTP endpoint used when neither `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` nor
 /// `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
@@ -44,17 +37,14 @@ pub struct ServiceInfo {
 }
 
 /// The `service.namespace` of every dice-lab service.
-pub const SERVICE_NAMESPACE: &str = "dice-lab";
+const SERVICE_NAMESPACE: &str = "dice-lab";
 
 /// Everything [`init`] set up. Keep it alive for the life of the process and call
 /// [`Telemetry::shutdown`] after the server has stopped.
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
     logs: logging::Writer,
-    /// The `service.name` actually in use (after `OTEL_SERVICE_NAME`).
-    pub service_name: String,
-    /// Where spans go, or `None` when `OTEL_SDK_DISABLED=true`.
-    pub traces_endpoint: Option<String>,
+    traces_endpoint: Option<String>,
 }
 
 /// Sets up tracing, logging and propagation for this process. Call once, inside the tokio runtime.
@@ -89,7 +79,7 @@ pub fn init(info: ServiceInfo) -> Result<Telemetry, Error> {
         .add_directive(quiet("opentelemetry_sdk"))
         .add_directive(quiet("opentelemetry_otlp"))
         .add_directive(quiet("opentelemetry_http"));
-    let (json, logs) = logging::JsonLines::new(service_name.clone());
+    let (json, logs) = logging::JsonLines::new(service_name);
     let otel = provider.as_ref().map(|p| {
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer(info.name))
@@ -115,12 +105,16 @@ pub fn init(info: ServiceInfo) -> Result<Telemetry, Error> {
     Ok(Telemetry {
         provider,
         logs,
-        service_name,
         traces_endpoint,
     })
 }
 
 impl Telemetry {
+    /// Where spans go, or `None` when `OTEL_SDK_DISABLED=true`.
+    pub fn traces_endpoint(&self) -> Option<&str> {
+        self.traces_endpoint.as_deref()
+    }
+
     /// Flushes queued spans and stops the exporter, then writes the queued log lines. Runs the
     /// blocking work off the async threads.
     pub async fn shutdown(self) {
@@ -140,44 +134,6 @@ impl Telemetry {
         }
         let _ = tokio::task::spawn_blocking(move || logs.close()).await;
     }
-}
-
-/// The life of a service binary: telemetry, one JSON line with the effective settings, start-up,
-/// serving until SIGINT or SIGTERM, and the final flush of spans. A start-up error is logged, also
-/// printed plainly on stderr, and ends the process with a failure status.
-pub async fn run_service<S: serde::Serialize>(
-    info: ServiceInfo,
-    settings: S,
-    build: impl AsyncFnOnce(&S) -> Result<server::Server, String>,
-) -> std::process::ExitCode {
-    let telemetry = match init(info) {
-        Ok(telemetry) => telemetry,
-        Err(error) => {
-            eprintln!("{}: {error}", info.name);
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let settings_json = serde_json::to_string(&settings).unwrap_or_default();
-    tracing::info!(
-        settings = %settings_json,
-        traces_endpoint = telemetry.traces_endpoint.as_deref().unwrap_or("disabled"),
-        version = info.version,
-        "{} starting",
-        info.name
-    );
-    let server = match build(&settings).await {
-        Ok(server) => server,
-        Err(error) => {
-            tracing::error!(%error, "{} cannot start", info.name);
-            eprintln!("{}: {error}", info.name);
-            telemetry.shutdown().await;
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    tracing::info!(address = %server.local_addr(), "{} listening", info.name);
-    server.run(server::shutdown_signal()).await;
-    telemetry.shutdown().await;
-    std::process::ExitCode::SUCCESS
 }
 
 /// The trace id of the current span, when it is being traced (32 lowercase hex digits).

@@ -10,30 +10,18 @@
 //! own parsers on the same files, where nixpkgs is at hand.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 
+use lab_tests::repo::{self, json};
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
-
-fn json(path: &str) -> Value {
-    let text = std::fs::read_to_string(repo().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path} is not JSON: {e}"))
-}
-
 fn dashboards() -> Vec<(String, Value)> {
-    let mut found: Vec<(String, Value)> = std::fs::read_dir(repo().join("dashboards"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+    let found: Vec<(String, Value)> = repo::files("dashboards", "json")
+        .iter()
         .map(|p| {
             let name = format!("dashboards/{}", p.file_name().unwrap().to_string_lossy());
             (name.clone(), json(&name))
         })
         .collect();
-    found.sort_by(|a, b| a.0.cmp(&b.0));
     assert!(found.len() >= 4, "the four dashboards");
     found
 }

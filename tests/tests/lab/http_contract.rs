@@ -1,32 +1,16 @@
-//! The HTTP contract of DESIGN.md, against the die-service and dice-roller running in this process
+//! The HTTP contract (docs/contract.md), against the die-service and dice-roller running in this process
 //! on real sockets: every route, every bad input, every upstream failure, and the metrics that
 //! known traffic leaves behind.
 
 use std::time::{Duration, Instant};
 
 use lab_tests::fixtures::{TEST_DICE, dice_file};
+use lab_tests::http::Target as _;
 use lab_tests::in_process::{
     Running, dice_roller, die_service, frontend, frontend_settings, roller_settings,
 };
 use lab_tests::prom::{self, promtool_check};
 use serde_json::{Value, json};
-
-async fn get(url: String) -> (u16, Value) {
-    let response = reqwest::get(&url)
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let status = response.status().as_u16();
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(content_type, "application/json", "{url} answers JSON");
-    (status, response.json().await.expect("a JSON body"))
-}
-
-async fn get_text(url: String) -> String {
-    reqwest::get(&url).await.unwrap().text().await.unwrap()
-}
 
 /// A die-service on the test dice and a roller in front of it.
 async fn pair() -> (Running, Running) {
@@ -38,7 +22,7 @@ async fn pair() -> (Running, Running) {
 #[tokio::test]
 async fn die_service_lists_and_serves_dice() {
     let dice = die_service(None).await;
-    let (status, body) = get(format!("{}/dice", dice.url())).await;
+    let (status, body) = dice.get("/dice").await;
     assert_eq!(status, 200);
     let types: Vec<&str> = body["dice"]
         .as_array()
@@ -51,18 +35,18 @@ async fn die_service_lists_and_serves_dice() {
     assert_eq!(types, sorted, "sorted by type");
     assert_eq!(types.len(), 11);
 
-    let (status, fair) = get(format!("{}/dice/fair", dice.url())).await;
+    let (status, fair) = dice.get("/dice/fair").await;
     assert_eq!(status, 200);
     assert_eq!(fair["type"], "fair");
     assert_eq!(fair["faces"], json!([1, 2, 3, 4, 5, 6]));
     assert_eq!(fair["error_rate"], 0.0);
-    let (_, extreme) = get(format!("{}/dice/extreme", dice.url())).await;
+    let (_, extreme) = dice.get("/dice/extreme").await;
     assert_eq!(extreme["faces"], json!([0, 0, 6, 6, 6, 6]));
     assert_eq!(extreme["error_rate"], 0.5);
-    let (_, d100) = get(format!("{}/dice/d100", dice.url())).await;
+    let (_, d100) = dice.get("/dice/d100").await;
     assert_eq!(d100["delay_ms"], json!([100, 400]));
 
-    let (status, body) = get(format!("{}/dice/nope", dice.url())).await;
+    let (status, body) = dice.get("/dice/nope").await;
     assert_eq!(status, 404);
     assert!(
         body["error"]
@@ -70,9 +54,9 @@ async fn die_service_lists_and_serves_dice() {
             .unwrap()
             .starts_with("unknown die 'nope'; known dice: d10, d100")
     );
-    let (status, body) = get(format!("{}/healthz", dice.url())).await;
+    let (status, body) = dice.get("/healthz").await;
     assert_eq!((status, body), (200, json!({"status": "ok"})));
-    let (status, body) = get(format!("{}/no/such/route", dice.url())).await;
+    let (status, body) = dice.get("/no/such/route").await;
     assert_eq!(status, 404);
     assert_eq!(body["error"], "no route for /no/such/route");
 
@@ -90,34 +74,32 @@ async fn die_service_lists_and_serves_dice() {
 #[tokio::test]
 async fn rolls_answer_as_the_contract_says() {
     let (_dice, roller) = pair().await;
-    let (status, body) = get(format!("{}/roll?die=fixed", roller.url())).await;
+    let (status, body) = roller.get("/roll?die=fixed").await;
     assert_eq!((status, body), (200, json!({"die": "fixed", "roll": 3})));
 
-    let (status, body) = get(format!("{}/roll-async?die=fixed&times=7", roller.url())).await;
+    let (status, body) = roller.get("/roll-async?die=fixed&times=7").await;
     assert_eq!(status, 200);
     assert_eq!(
         body,
         json!({"die": "fixed", "count": 7, "rolls": [3, 3, 3, 3, 3, 3, 3], "failed": 0, "total": 21})
     );
 
-    let (status, body) = get(format!(
-        "{}/roll-async?die=doomed&times=3&fetch=each",
-        roller.url()
-    ))
-    .await;
+    let (status, body) = roller
+        .get("/roll-async?die=doomed&times=3&fetch=each")
+        .await;
     assert_eq!(status, 200);
     assert_eq!(
         body,
         json!({"die": "doomed", "count": 3, "rolls": [null, null, null], "failed": 3, "total": 0})
     );
 
-    let (status, body) = get(format!("{}/roll?die=doomed", roller.url())).await;
+    let (status, body) = roller.get("/roll?die=doomed").await;
     assert_eq!(
         (status, body),
         (500, json!({"error": "die 'doomed' failed"}))
     );
 
-    let (status, body) = get(format!("{}/roll-async?die=fair&times=100", roller.url())).await;
+    let (status, body) = roller.get("/roll-async?die=fair&times=100").await;
     assert_eq!(status, 200, "{body}");
     let rolls = body["rolls"].as_array().unwrap();
     assert_eq!(rolls.len(), 100);
@@ -175,7 +157,7 @@ async fn every_bad_input_gets_a_clear_4xx() {
         ("/rolls", 404, "no route for /rolls"),
     ];
     for (path, status, message) in cases {
-        let (got, body) = get(format!("{}{path}", roller.url())).await;
+        let (got, body) = roller.get(path).await;
         assert_eq!(got, *status, "{path}: {body}");
         let error = body["error"]
             .as_str()
@@ -186,7 +168,7 @@ async fn every_bad_input_gets_a_clear_4xx() {
         );
     }
     let long = "x".repeat(5000);
-    let (status, body) = get(format!("{}/roll?die={long}", roller.url())).await;
+    let (status, body) = roller.get(&format!("/roll?die={long}")).await;
     assert_eq!(status, 404);
     assert!(
         body["error"].as_str().unwrap().len() < 200,
@@ -200,10 +182,10 @@ async fn max_times_is_configurable_and_named_in_errors() {
     let mut settings = roller_settings(&dice.url());
     settings.max_times = 1000;
     let roller = dice_roller(settings).await;
-    let (status, body) = get(format!("{}/roll-async?die=fixed&times=1000", roller.url())).await;
+    let (status, body) = roller.get("/roll-async?die=fixed&times=1000").await;
     assert_eq!(status, 200);
     assert_eq!(body["total"], 3000);
-    let (status, body) = get(format!("{}/roll-async?die=fixed&times=1001", roller.url())).await;
+    let (status, body) = roller.get("/roll-async?die=fixed&times=1001").await;
     assert_eq!(status, 400);
     assert!(body["error"].as_str().unwrap().contains("from 1 to 1000"));
 }
@@ -221,7 +203,7 @@ async fn a_dead_die_service_is_a_quick_503() {
         "/roll-async?die=fair&times=10&fetch=each",
     ] {
         let started = Instant::now();
-        let (status, body) = get(format!("{}{path}", roller.url())).await;
+        let (status, body) = roller.get(path).await;
         assert_eq!(status, 503, "{path}: {body}");
         assert!(
             body["error"]
@@ -253,7 +235,7 @@ async fn a_silent_die_service_is_a_504_at_the_timeout() {
     let roller = dice_roller(settings).await;
     for path in ["/roll?die=fair", "/roll-async?die=fair&times=3&fetch=each"] {
         let started = Instant::now();
-        let (status, body) = get(format!("{}{path}", roller.url())).await;
+        let (status, body) = roller.get(path).await;
         let waited = started.elapsed();
         assert_eq!(status, 504, "{path}: {body}");
         assert_eq!(body["error"], "die-service did not answer within 300 ms");
@@ -291,7 +273,7 @@ async fn a_broken_die_service_is_a_502() {
         ),
         ("empty", "field 'faces' must list at least one face"),
     ] {
-        let (status, body) = get(format!("{}/roll?die={die}", roller.url())).await;
+        let (status, body) = roller.get(&format!("/roll?die={die}")).await;
         assert_eq!(status, 502, "{die}: {body}");
         assert!(
             body["error"].as_str().unwrap().contains(message),
@@ -304,49 +286,32 @@ async fn a_broken_die_service_is_a_502() {
 async fn metrics_count_known_traffic_and_pass_promtool() {
     let (dice, roller) = pair().await;
     for _ in 0..3 {
-        assert_eq!(get(format!("{}/roll?die=fixed", roller.url())).await.0, 200);
+        assert_eq!(roller.get("/roll?die=fixed").await.0, 200);
     }
+    assert_eq!(roller.get("/roll-async?die=fixed&times=5").await.0, 200);
     assert_eq!(
-        get(format!("{}/roll-async?die=fixed&times=5", roller.url()))
+        roller
+            .get("/roll-async?die=doomed&times=4&fetch=each")
             .await
             .0,
         200
     );
-    assert_eq!(
-        get(format!(
-            "{}/roll-async?die=doomed&times=4&fetch=each",
-            roller.url()
-        ))
-        .await
-        .0,
-        200
-    );
     for _ in 0..2 {
-        assert_eq!(
-            get(format!("{}/roll?die=doomed", roller.url())).await.0,
-            500
-        );
+        assert_eq!(roller.get("/roll?die=doomed").await.0, 500);
     }
     for garbage in ["garbage-die", "another%20one", "x%22y"] {
+        assert_eq!(roller.get(&format!("/roll?die={garbage}")).await.0, 404);
         assert_eq!(
-            get(format!("{}/roll?die={garbage}", roller.url())).await.0,
-            404
-        );
-        assert_eq!(
-            get(format!("{}/roll-async?die={garbage}&times=2", roller.url()))
+            roller
+                .get(&format!("/roll-async?die={garbage}&times=2"))
                 .await
                 .0,
             404
         );
     }
-    assert_eq!(
-        get(format!("{}/roll-async?die=fixed&times=0", roller.url()))
-            .await
-            .0,
-        400
-    );
+    assert_eq!(roller.get("/roll-async?die=fixed&times=0").await.0, 400);
 
-    let text = get_text(format!("{}/metrics", roller.url())).await;
+    let text = roller.get_text("/metrics").await;
     promtool_check(&text)
         .unwrap_or_else(|e| panic!("promtool on the roller's metrics: {e}\n{text}"));
     let m = prom::parse(&text);
@@ -459,7 +424,7 @@ async fn metrics_count_known_traffic_and_pass_promtool() {
     );
     assert!(v("process_resident_memory_bytes", &[]).is_some_and(|b| b > 0.0));
 
-    let text = get_text(format!("{}/metrics", dice.url())).await;
+    let text = dice.get_text("/metrics").await;
     promtool_check(&text)
         .unwrap_or_else(|e| panic!("promtool on the die-service's metrics: {e}\n{text}"));
     let d = prom::parse(&text);
@@ -538,16 +503,16 @@ async fn chain() -> (Running, Running, Running) {
 #[tokio::test]
 async fn the_frontend_api_passes_answers_and_errors_through() {
     let (_dice, _roller, front) = chain().await;
-    let (status, body) = get(format!("{}/api/roll?die=fixed", front.url())).await;
+    let (status, body) = front.get("/api/roll?die=fixed").await;
     assert_eq!(
         (status, body),
         (200, json!({"die": "fixed", "roll": 3})),
         "no trace_id when tracing is off"
     );
-    let (status, body) = get(format!("{}/api/roll-async?die=fixed&times=4", front.url())).await;
+    let (status, body) = front.get("/api/roll-async?die=fixed&times=4").await;
     assert_eq!(status, 200);
     assert_eq!(body["total"], 12);
-    let (status, body) = get(format!("{}/api/dice", front.url())).await;
+    let (status, body) = front.get("/api/dice").await;
     assert_eq!(status, 200);
     assert_eq!(body["dice"].as_array().unwrap().len(), 4);
 
@@ -569,7 +534,7 @@ async fn the_frontend_api_passes_answers_and_errors_through() {
         ("/api/nothing", 404, "no route for /api/nothing"),
         ("/assets/nothing.js", 404, "no asset named 'nothing.js'"),
     ] {
-        let (got, body) = get(format!("{}{path}", front.url())).await;
+        let (got, body) = front.get(path).await;
         assert_eq!(got, status, "{path}: {body}");
         assert!(
             body["error"].as_str().unwrap().starts_with(message),
@@ -622,7 +587,7 @@ async fn the_frontend_says_when_the_services_behind_it_are_down() {
         format!("http://{}", listener.local_addr().unwrap())
     };
     let front = frontend(frontend_settings(&closed, &closed)).await;
-    let (status, body) = get(format!("{}/api/roll?die=fair", front.url())).await;
+    let (status, body) = front.get("/api/roll?die=fair").await;
     assert_eq!(status, 503);
     assert!(
         body["error"]
@@ -631,7 +596,7 @@ async fn the_frontend_says_when_the_services_behind_it_are_down() {
             .starts_with("dice-roller is unreachable at"),
         "{body}"
     );
-    let html = get_text(format!("{}/", front.url())).await;
+    let html = front.get_text("/").await;
     assert!(
         html.contains("The dice cannot be listed: die-service is unreachable"),
         "the page explains itself"
@@ -641,13 +606,13 @@ async fn the_frontend_says_when_the_services_behind_it_are_down() {
 #[tokio::test]
 async fn frontend_metrics_count_actions_and_pass_promtool() {
     let (_dice, _roller, front) = chain().await;
-    get_text(format!("{}/", front.url())).await;
+    front.get_text("/").await;
     for _ in 0..2 {
-        get(format!("{}/api/roll?die=fixed", front.url())).await;
+        front.get("/api/roll?die=fixed").await;
     }
-    get(format!("{}/api/roll-async?die=fixed&times=3", front.url())).await;
-    get(format!("{}/api/dice", front.url())).await;
-    let text = get_text(format!("{}/metrics", front.url())).await;
+    front.get("/api/roll-async?die=fixed&times=3").await;
+    front.get("/api/dice").await;
+    let text = front.get_text("/metrics").await;
     promtool_check(&text)
         .unwrap_or_else(|e| panic!("promtool on the frontend's metrics: {e}\n{text}"));
     let m = prom::parse(&text);

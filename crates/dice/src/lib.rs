@@ -1,22 +1,16 @@
-//! Die specifications: what `dice.json` holds, how a bad file is reported, how a die is rolled.
+//! Die specifications: what a dice file holds, how a bad one is reported, how a die is rolled.
 //!
-//! The die-service loads and validates the file; the dice-roller receives the same [`DieSpec`] as
-//! JSON and calls [`DieSpec::roll`], so the shape and the rules live here once. A file that does
-//! not parse, or a die that breaks a rule (no faces, an `error_rate` outside 0..=1, a `delay_ms`
-//! whose minimum exceeds its maximum), is refused with a [`LoadError`] that names the file, the die
-//! and the field.
+//! The die-service loads and validates a dice file; the dice-roller receives the same [`DieSpec`]
+//! as JSON and calls [`DieSpec::roll`], so the shape and the rules live here once, in a crate both
+//! depend on. A file that does not parse, or a die that breaks a rule (no faces, an `error_rate`
+//! outside 0..=1, a `delay_ms` whose minimum exceeds its maximum), is refused with a [`LoadError`]
+//! that names the file, the die and the field. A die's name is short and safe in a URL and a metric label.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-
-/// The dice the lab ships with, compiled in as the default dice file.
-pub const BUILT_IN: &str = include_str!("../../../dice.json");
-
-/// How the built-in file is named in messages and in the start-up settings.
-pub const BUILT_IN_NAME: &str = "built-in dice.json";
 
 /// Longest die type accepted; longer names in requests are unknown by definition.
 pub const MAX_TYPE_LEN: usize = 32;
@@ -114,19 +108,14 @@ pub enum LoadError {
     },
 }
 
-/// Loads the file at `path`, or the built-in dice when `path` is `None`.
-pub fn load(path: Option<&Path>) -> Result<Catalog, LoadError> {
-    match path {
-        None => parse(BUILT_IN_NAME, BUILT_IN),
-        Some(path) => {
-            let file = path.display().to_string();
-            let text = std::fs::read_to_string(path).map_err(|error| LoadError::Read {
-                file: file.clone(),
-                error,
-            })?;
-            parse(&file, &text)
-        }
-    }
+/// Loads and checks the dice file at `path`.
+pub fn load_file(path: &Path) -> Result<Catalog, LoadError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|error| LoadError::Read {
+        file: file.clone(),
+        error,
+    })?;
+    parse(&file, &text)
 }
 
 /// Parses and checks a dice file's text; `file` names it in errors.
@@ -141,7 +130,7 @@ pub fn parse(file: &str, text: &str) -> Result<Catalog, LoadError> {
     }
     raw.into_iter()
         .map(|(die, value)| {
-            if !valid_type(&die) {
+            if !is_valid_type(&die) {
                 return Err(LoadError::Die {
                     file: file.into(),
                     problem: format!(
@@ -168,7 +157,7 @@ pub fn parse(file: &str, text: &str) -> Result<Catalog, LoadError> {
 }
 
 /// Whether `name` can be a die type: short, and safe in a URL path and a metric label.
-fn valid_type(name: &str) -> bool {
+fn is_valid_type(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_TYPE_LEN
         && name
@@ -179,23 +168,6 @@ fn valid_type(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_built_in_file_holds_the_workshop_dice_and_the_polyhedral_set() {
-        let dice = load(None).unwrap();
-        for die in [
-            "fair", "risky", "extreme", "d4", "d6", "d8", "d10", "d12", "d20", "d100", "loaded",
-        ] {
-            assert!(dice.contains_key(die), "{die} is missing");
-        }
-        assert_eq!(dice["risky"].faces, vec![2, 3, 4, 5, 6, 7]);
-        assert_eq!(dice["risky"].error_rate, 0.1);
-        assert_eq!(dice["extreme"].faces, vec![0, 0, 6, 6, 6, 6]);
-        assert_eq!(dice["extreme"].error_rate, 0.5);
-        for die in ["fair", "risky", "extreme"] {
-            assert_eq!(dice[die].delay_ms, None, "{die} keeps the default delay");
-        }
-    }
 
     fn error_of(text: &str) -> String {
         parse("test.json", text).unwrap_err().to_string()

@@ -5,8 +5,8 @@
 use std::sync::OnceLock;
 
 use lab_tests::fixtures::{TEST_DICE, dice_file};
+use lab_tests::http::{self, Target as _};
 use lab_tests::in_process::{Running, dice_roller, die_service, roller_settings};
-use lab_tests::prom;
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -14,7 +14,6 @@ struct Services {
     runtime: tokio::runtime::Runtime,
     die_service: Running,
     roller: Running,
-    http: reqwest::Client,
 }
 
 fn services() -> &'static Services {
@@ -33,26 +32,16 @@ fn services() -> &'static Services {
             runtime,
             die_service,
             roller,
-            http: reqwest::Client::new(),
         }
     })
 }
 
+/// GETs `url` on the services' runtime; the answer must be JSON.
 fn fetch(url: String) -> (u16, Value) {
-    let s = services();
-    s.runtime.block_on(async {
-        let response = s
-            .http
-            .get(&url)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{url}: {e}"));
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        let body =
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: not JSON ({e}): {text}"));
-        (status, body)
-    })
+    let answer = services()
+        .runtime
+        .block_on(http::send(reqwest::Method::GET, &url, None));
+    (answer.status, answer.json())
 }
 
 /// Query pieces: known and unknown names, values that are sometimes right and often not.
@@ -137,17 +126,7 @@ fn fuzzing_leaves_only_known_label_values() {
         fetch(format!("{}/roll-async?{q}", services().roller.url()));
     }
     let s = services();
-    let text = s.runtime.block_on(async {
-        s.http
-            .get(format!("{}/metrics", s.roller.url()))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
-    for sample in prom::parse(&text) {
+    for sample in s.runtime.block_on(s.roller.metrics()) {
         if let Some(die) = sample.labels.get("die_type") {
             assert!(
                 ["fair", "fixed", "doomed", "half"].contains(&die.as_str()),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use fantoccini::Locator;
 use lab_tests::browser::Browser;
+use lab_tests::http::Target as _;
 use lab_tests::otlp::Receiver;
 use lab_tests::process::Service;
 use lab_tests::trace::{assert_frontend_root, assert_resource, assert_roll_async};

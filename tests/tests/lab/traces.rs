@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use lab_tests::fixtures::{TEST_DICE, dice_file, traceparent};
+use lab_tests::http::Target as _;
 use lab_tests::otlp::{Receiver, StatusCode};
 use lab_tests::process::Service;
 use lab_tests::trace::{

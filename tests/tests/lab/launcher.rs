@@ -8,9 +8,17 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use lab_tests::process::binary;
+use lab_tests::{http, signal};
+use parts::Part;
 use serde_json::Value;
 
-const PORTS: [u16; 4] = [8400, 8401, 8402, 9090];
+/// The ports of what `dice-lab up` starts here: the services and Prometheus.
+const PORTS: [u16; 4] = [
+    Part::Frontend.port(),
+    Part::DiceRoller.port(),
+    Part::DieService.port(),
+    Part::Prometheus.port(),
+];
 
 fn port_free(port: u16) -> bool {
     std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
@@ -130,8 +138,9 @@ fn dice_lab_up_load_status_and_a_clean_stop() {
     // Prometheus, scraping every 5 s, holds the rolls that the load made.
     let deadline = Instant::now() + Duration::from_secs(30);
     let rolls = loop {
-        let body: Value =
-            get_json("http://127.0.0.1:9090/api/v1/query?query=sum(dice_rolls_total)");
+        let body: Value = http::get_json_blocking(
+            "http://127.0.0.1:9090/api/v1/query?query=sum(dice_rolls_total)",
+        );
         let value = body["data"]["result"][0]["value"][1]
             .as_str()
             .and_then(|v| v.parse::<f64>().ok());
@@ -148,13 +157,7 @@ fn dice_lab_up_load_status_and_a_clean_stop() {
 
     // SIGTERM: everything stops, in order, and frees its port.
     let stopping = Instant::now();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &up.0.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(signal::process(up.0.id(), signal::SIGTERM));
     loop {
         if let Some(status) = up.0.try_wait().unwrap() {
             assert!(status.success(), "dice-lab up exits cleanly: {status}");
@@ -202,9 +205,7 @@ struct Lab(std::process::Child);
 impl Drop for Lab {
     fn drop(&mut self) {
         if self.0.try_wait().is_ok_and(|s| s.is_none()) {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.0.id().to_string()])
-                .status();
+            signal::process(self.0.id(), signal::SIGTERM);
             let deadline = Instant::now() + Duration::from_secs(30);
             while self.0.try_wait().is_ok_and(|s| s.is_none()) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(100));
@@ -214,19 +215,6 @@ impl Drop for Lab {
 }
 
 /// A GET that returns JSON (`null` when nothing answers), for a test without a runtime.
-fn get_json(url: &str) -> Value {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        match reqwest::get(url).await {
-            Ok(response) => response.json().await.unwrap_or_default(),
-            Err(_) => Value::Null,
-        }
-    })
-}
-
 /// `dice-lab status | head -n 1`: a reader that goes away early ends the output, not in a panic.
 #[test]
 fn status_survives_a_reader_that_stops_reading() {

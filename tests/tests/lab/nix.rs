@@ -8,10 +8,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use lab_tests::repo;
+
 fn repo() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .canonicalize()
-        .expect("the repository exists")
+    repo::root()
 }
 
 /// Every `.nix` file of the repository, outside build output.

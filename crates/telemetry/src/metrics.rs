@@ -1,9 +1,8 @@
 //! Prometheus metrics that every service exposes, and the text encoding of `/metrics`.
 //!
 //! Each service owns one [`prometheus::Registry`] (not the process-global one), so two services
-//! started in one test process keep separate numbers. [`HttpMetrics`] holds the request counter
-//! and latency histogram that [`crate::server`] updates for every request; services register their
-//! own metrics in the same registry with [`counter_vec`], [`histogram`] and friends.
+//! started in one test process keep separate numbers; services register their metrics in it with
+//! [`counter_vec`], [`histogram`] and friends.
 
 use prometheus::{
     Encoder as _, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts,
@@ -15,34 +14,6 @@ use prometheus::{
 pub const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-
-/// `http_requests_total{handler,method,status}` and
-/// `http_request_duration_seconds{handler,method}`.
-#[derive(Clone)]
-pub struct HttpMetrics {
-    pub(crate) requests: IntCounterVec,
-    pub(crate) duration: HistogramVec,
-}
-
-impl HttpMetrics {
-    pub fn new(registry: &Registry) -> Self {
-        Self {
-            requests: counter_vec(
-                registry,
-                "http_requests_total",
-                "HTTP requests served, by route template, method and status code.",
-                &["handler", "method", "status"],
-            ),
-            duration: histogram_vec(
-                registry,
-                "http_request_duration_seconds",
-                "Time to serve an HTTP request, by route template and method.",
-                &["handler", "method"],
-                LATENCY_BUCKETS,
-            ),
-        }
-    }
-}
 
 /// A fresh registry holding this process's CPU, memory and file-descriptor metrics.
 pub fn registry() -> Registry {

@@ -1,14 +1,15 @@
 //! Fault switches, so that the lab guide's exercises can break the services on purpose.
 //!
-//! Every service can add latency to its API requests and fail a fraction of them with a 500; the
-//! dice-roller can also roll a batch one roll at a time (`sequential`, the bug of the guide's bug
-//! hunt). All of it is off unless asked for: at start-up with `--fault-latency-ms`,
-//! `--fault-error-rate` (and the roller's `--sequential`) or their environment variables, and at
-//! run time through `/admin/faults` (`GET` to read, `PUT` with a JSON object to change, `DELETE`
-//! to turn everything off). The run-time switch answers only requests from loopback, or requests
-//! that carry `Authorization: Bearer TOKEN` when the service was started with `--fault-token`.
-//! Faults happen inside the request's SERVER span, so a trace shows them where they are; each one
-//! is counted in `faults_injected_total{kind}`, and every change of a switch is logged.
+//! Every service can add latency to its API requests and fail a fraction of them with a 500; a
+//! service may add on/off switches of its own ([`Switch`]: the dice-roller's `sequential`, the
+//! bug of the guide's bug hunt). All of it is off unless asked for: at start-up with
+//! `--fault-latency-ms` and `--fault-error-rate` (and the service's own flags) or their environment
+//! variables, and at run time through `/admin/faults` (`GET` to read, `PUT` with a JSON object to
+//! change, `DELETE` to turn everything off). The run-time switch answers only requests from
+//! loopback, or requests that carry `Authorization: Bearer TOKEN` when the service was started
+//! with `--fault-token`. Faults happen inside the request's SERVER span, so a trace shows them
+//! where they are; each one is counted in `faults_injected_total{kind}`, and every change of a
+//! switch is logged.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,16 +19,18 @@ use std::time::Duration;
 use futures::{Stream, StreamExt as _};
 use http::{HeaderMap, Method, StatusCode};
 use prometheus::{IntCounterVec, Registry};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value};
+use telemetry::metrics;
 use warp::Filter as _;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use crate::metrics::{self, HttpMetrics};
-use crate::server::{self, json, json_error};
+use crate::observe::{self, HttpMetrics};
+use crate::reply::{json, json_error, method_not_allowed};
 
 /// The longest latency a switch may add: far beyond every time-out in the lab.
-pub const MAX_LATENCY_MS: u64 = 60_000;
+const MAX_LATENCY_MS: u64 = 60_000;
 
 /// The largest body `PUT /admin/faults` reads.
 const MAX_BODY: usize = 4096;
@@ -86,6 +89,31 @@ fn redacted<S: Serializer>(token: &Option<String>, serializer: S) -> Result<S::O
     }
 }
 
+/// An on/off fault switch of a service's own, shown and changed by `/admin/faults` under its
+/// name. The service keeps a clone and asks [`Switch::is_on`] where the fault applies.
+#[derive(Clone, Debug)]
+pub struct Switch {
+    name: &'static str,
+    on: Arc<AtomicBool>,
+}
+
+impl Switch {
+    pub fn new(name: &'static str, on: bool) -> Self {
+        Self {
+            name,
+            on: Arc::new(AtomicBool::new(on)),
+        }
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.on.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, on: bool) {
+        self.on.store(on, Ordering::Relaxed);
+    }
+}
+
 /// The switches of one service, shared by its routes.
 #[derive(Clone)]
 pub struct Faults(Arc<State>);
@@ -95,44 +123,32 @@ struct State {
     latency_ms: AtomicU64,
     /// The error rate's `f64` bits.
     error_rate: AtomicU64,
-    /// `None` for services that have no sequential mode.
-    sequential: Option<AtomicBool>,
+    /// The service's own switches.
+    switches: Vec<Switch>,
     token: Option<String>,
     injected: IntCounterVec,
 }
 
-/// What `/admin/faults` shows.
-#[derive(Serialize)]
-struct Switches {
-    latency_ms: u64,
-    error_rate: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sequential: Option<bool>,
-}
-
-/// A `PUT /admin/faults` body: the switches to change.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A change `PUT /admin/faults` asked for, checked whole before any of it is applied.
 struct Change {
     latency_ms: Option<u64>,
     error_rate: Option<f64>,
-    sequential: Option<bool>,
+    switches: Vec<(Switch, bool)>,
 }
 
 impl Faults {
-    /// The switches as `settings` set them. `sequential` is `Some(initial)` for a service that
-    /// has a sequential mode.
+    /// The switches as `settings` set them, with the service's own `switches`.
     pub fn new(
         service: &'static str,
         settings: &FaultSettings,
-        sequential: Option<bool>,
+        switches: Vec<Switch>,
         registry: &Registry,
     ) -> Self {
         let faults = Self(Arc::new(State {
             service,
             latency_ms: AtomicU64::new(settings.latency_ms),
             error_rate: AtomicU64::new(settings.error_rate.to_bits()),
-            sequential: sequential.map(AtomicBool::new),
+            switches,
             token: settings.token.clone().filter(|t| !t.is_empty()),
             injected: metrics::counter_vec(
                 registry,
@@ -144,77 +160,127 @@ impl Faults {
         for kind in ["latency", "error"] {
             faults.0.injected.with_label_values(&[kind]);
         }
-        let on = faults.switches();
-        if on.latency_ms > 0 || on.error_rate > 0.0 || on.sequential == Some(true) {
+        let on = faults.latency_ms() > 0
+            || faults.error_rate() > 0.0
+            || faults.0.switches.iter().any(Switch::is_on);
+        if on {
             tracing::warn!(
-                latency_ms = on.latency_ms,
-                error_rate = on.error_rate,
-                sequential = on.sequential,
+                switches = %faults.switches(),
                 "fault switches on at start-up"
             );
         }
         faults
     }
 
-    /// Whether a batch of rolls should run one roll at a time.
-    pub fn sequential(&self) -> bool {
-        self.0
-            .sequential
-            .as_ref()
-            .is_some_and(|s| s.load(Ordering::Relaxed))
+    fn latency_ms(&self) -> u64 {
+        self.0.latency_ms.load(Ordering::Relaxed)
     }
 
-    fn switches(&self) -> Switches {
-        Switches {
-            latency_ms: self.0.latency_ms.load(Ordering::Relaxed),
-            error_rate: f64::from_bits(self.0.error_rate.load(Ordering::Relaxed)),
-            sequential: self
-                .0
-                .sequential
-                .as_ref()
-                .map(|s| s.load(Ordering::Relaxed)),
+    fn error_rate(&self) -> f64 {
+        f64::from_bits(self.0.error_rate.load(Ordering::Relaxed))
+    }
+
+    /// What `/admin/faults` shows: `latency_ms`, `error_rate`, then the service's own switches.
+    fn switches(&self) -> Value {
+        let mut shown = Map::new();
+        shown.insert("latency_ms".into(), self.latency_ms().into());
+        shown.insert("error_rate".into(), self.error_rate().into());
+        for switch in &self.0.switches {
+            shown.insert(switch.name.into(), switch.is_on().into());
+        }
+        Value::Object(shown)
+    }
+
+    /// The fields a change may hold, as a sentence names them.
+    fn fields(&self) -> String {
+        let mut names = vec!["latency_ms", "error_rate"];
+        names.extend(self.0.switches.iter().map(|s| s.name));
+        match names.split_last() {
+            Some((last, [])) => (*last).to_owned(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+            None => String::new(),
         }
     }
 
-    /// Checks the whole change first, so that a bad one changes nothing.
-    fn apply(&self, change: Change) -> Result<(), String> {
-        let latency = change.latency_ms.map(check_latency).transpose()?;
-        let rate = change.error_rate.map(check_rate).transpose()?;
-        let sequential = match (change.sequential, &self.0.sequential) {
-            (Some(on), Some(switch)) => Some((on, switch)),
-            (Some(_), None) => {
-                return Err(format!("{} has no sequential mode", self.0.service));
-            }
-            (None, _) => None,
+    /// Reads a `PUT` body: a JSON object whose fields are known and of the right type, with
+    /// values in range. Nothing is applied here.
+    fn read_change(&self, body: &[u8]) -> Result<Change, String> {
+        let shape = |detail: String| {
+            format!(
+                "the body must be a JSON object with any of {}: {detail}",
+                self.fields()
+            )
         };
-        if let Some(latency) = latency {
+        let object: Map<String, Value> =
+            serde_json::from_slice(body).map_err(|e| shape(e.to_string()))?;
+        let mut change = Change {
+            latency_ms: None,
+            error_rate: None,
+            switches: Vec::new(),
+        };
+        for (field, value) in object {
+            match field.as_str() {
+                "latency_ms" => {
+                    let latency = value.as_u64().ok_or_else(|| {
+                        shape(format!(
+                            "latency_ms must be a whole number of milliseconds, not {value}"
+                        ))
+                    })?;
+                    change.latency_ms = Some(check_latency(latency)?);
+                }
+                "error_rate" => {
+                    let rate = value.as_f64().ok_or_else(|| {
+                        shape(format!("error_rate must be a number, not {value}"))
+                    })?;
+                    change.error_rate = Some(check_rate(rate)?);
+                }
+                name => {
+                    let switch =
+                        self.0
+                            .switches
+                            .iter()
+                            .find(|s| s.name == name)
+                            .ok_or_else(|| {
+                                format!(
+                                    "unknown field `{name}`: {} has {}",
+                                    self.0.service,
+                                    self.fields()
+                                )
+                            })?;
+                    let on = value.as_bool().ok_or_else(|| {
+                        shape(format!("{name} must be true or false, not {value}"))
+                    })?;
+                    change.switches.push((switch.clone(), on));
+                }
+            }
+        }
+        Ok(change)
+    }
+
+    fn apply(&self, change: Change) {
+        if let Some(latency) = change.latency_ms {
             self.0.latency_ms.store(latency, Ordering::Relaxed);
         }
-        if let Some(rate) = rate {
+        if let Some(rate) = change.error_rate {
             self.0.error_rate.store(rate.to_bits(), Ordering::Relaxed);
         }
-        if let Some((on, switch)) = sequential {
-            switch.store(on, Ordering::Relaxed);
+        for (switch, on) in change.switches {
+            switch.set(on);
         }
-        Ok(())
     }
 
     fn all_off(&self) {
         self.0.latency_ms.store(0, Ordering::Relaxed);
         self.0.error_rate.store(0f64.to_bits(), Ordering::Relaxed);
-        if let Some(switch) = &self.0.sequential {
-            switch.store(false, Ordering::Relaxed);
+        for switch in &self.0.switches {
+            switch.set(false);
         }
     }
 
     /// Runs before an API request is answered, inside its span: waits the added latency, then
     /// returns the injected error to answer instead, if this request draws one.
     pub(crate) async fn inject(&self) -> Option<Response> {
-        let Switches {
-            latency_ms,
-            error_rate,
-            ..
-        } = self.switches();
+        let (latency_ms, error_rate) = (self.latency_ms(), self.error_rate());
         if latency_ms > 0 {
             self.0.injected.with_label_values(&["latency"]).inc();
             tokio::time::sleep(Duration::from_millis(latency_ms)).await;
@@ -242,9 +308,9 @@ impl Faults {
         let faults = self.clone();
         let http = http.clone();
         warp::path!("admin" / "faults")
-            .and(server::request())
+            .and(observe::request())
             .and(warp::body::stream())
-            .then(move |request: server::Request, body| {
+            .then(move |request: observe::Request, body| {
                 let faults = faults.clone();
                 let http = http.clone();
                 async move {
@@ -254,7 +320,7 @@ impl Faults {
                         request.headers.clone(),
                         body,
                     );
-                    server::observe(&http, Some("/admin/faults"), request, answer).await
+                    observe::observe(&http, Some("/admin/faults"), request, answer).await
                 }
             })
             .boxed()
@@ -285,20 +351,9 @@ impl Faults {
                     Ok(body) => body,
                     Err(response) => return response,
                 };
-                let change: Change = match serde_json::from_slice(&body) {
-                    Ok(change) => change,
-                    Err(error) => {
-                        return json_error(
-                            StatusCode::BAD_REQUEST,
-                            format!(
-                                "the body must be a JSON object with any of latency_ms, \
-                                 error_rate and sequential: {error}"
-                            ),
-                        );
-                    }
-                };
-                if let Err(message) = self.apply(change) {
-                    return json_error(StatusCode::BAD_REQUEST, message);
+                match self.read_change(&body) {
+                    Ok(change) => self.apply(change),
+                    Err(message) => return json_error(StatusCode::BAD_REQUEST, message),
                 }
                 self.log_change();
             }
@@ -307,7 +362,7 @@ impl Faults {
                 self.log_change();
             }
             other => {
-                return server::method_not_allowed(
+                return method_not_allowed(
                     format!("/admin/faults answers GET, PUT and DELETE, not {other}"),
                     "GET, HEAD, PUT, DELETE",
                 );
@@ -332,13 +387,7 @@ impl Faults {
     }
 
     fn log_change(&self) {
-        let now = self.switches();
-        tracing::warn!(
-            latency_ms = now.latency_ms,
-            error_rate = now.error_rate,
-            sequential = now.sequential,
-            "fault switches changed"
-        );
+        tracing::warn!(switches = %self.switches(), "fault switches changed");
     }
 }
 
@@ -381,12 +430,12 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn faults(token: Option<&str>) -> Faults {
+    fn faults(token: Option<&str>, switches: Vec<Switch>) -> Faults {
         let settings = FaultSettings {
             token: token.map(str::to_owned),
             ..FaultSettings::default()
         };
-        Faults::new("test", &settings, None, &metrics::registry())
+        Faults::new("test", &settings, switches, &metrics::registry())
     }
 
     fn bearer(token: &str) -> HeaderMap {
@@ -405,20 +454,20 @@ mod tests {
         let remote: SocketAddr = "10.1.2.3:5000".parse().unwrap();
         let none = HeaderMap::new();
 
-        let without = faults(None);
+        let without = faults(None, Vec::new());
         assert!(without.allowed(Some(local), &none));
         assert!(without.allowed(Some(mapped), &none));
         assert!(!without.allowed(Some(remote), &none));
         assert!(!without.allowed(Some(remote), &bearer("")));
         assert!(!without.allowed(None, &none));
 
-        let with = faults(Some("s3cret"));
+        let with = faults(Some("s3cret"), Vec::new());
         assert!(with.allowed(Some(remote), &bearer("s3cret")));
         assert!(!with.allowed(Some(remote), &bearer("s3cre")));
         assert!(!with.allowed(Some(remote), &bearer("s3cret!")));
         assert!(!with.allowed(Some(remote), &none));
         // An empty token is no token.
-        assert!(!faults(Some("")).allowed(Some(remote), &bearer("")));
+        assert!(!faults(Some(""), Vec::new()).allowed(Some(remote), &bearer("")));
     }
 
     #[test]
@@ -433,5 +482,36 @@ mod tests {
         assert_eq!(parse_rate("0.25"), Ok(0.25));
         assert!(parse_rate("2").unwrap_err().contains("from 0 to 1"));
         assert!(parse_rate("NaN").unwrap_err().contains("from 0 to 1"));
+    }
+
+    #[test]
+    fn a_service_shows_and_changes_its_own_switches_and_only_those() {
+        let sequential = Switch::new("sequential", false);
+        let roller = faults(None, vec![sequential.clone()]);
+        assert_eq!(
+            roller.switches(),
+            serde_json::json!({"latency_ms": 0, "error_rate": 0.0, "sequential": false})
+        );
+        let change = roller.read_change(br#"{"sequential": true}"#).unwrap();
+        assert!(!sequential.is_on(), "reading a change applies nothing");
+        roller.apply(change);
+        assert!(sequential.is_on());
+        roller.all_off();
+        assert!(!sequential.is_on());
+
+        let other = faults(None, Vec::new());
+        assert_eq!(
+            other.read_change(br#"{"sequential": true}"#).err().unwrap(),
+            "unknown field `sequential`: test has latency_ms and error_rate"
+        );
+        for body in [&b"[300, 0.25, null]"[..], b"{\"sequential\": 1}"] {
+            let error = roller.read_change(body).err().unwrap();
+            assert!(
+                error.starts_with(
+                    "the body must be a JSON object with any of latency_ms, error_rate and sequential: "
+                ),
+                "{error}"
+            );
+        }
     }
 }

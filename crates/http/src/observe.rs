@@ -1,0 +1,260 @@
+//! What is recorded of every request: its SERVER span, its access line, its metrics.
+//!
+//! [`observe`] runs the future that answers a request inside a SERVER span named
+//! `GET /route/{template}`, continued from the caller's W3C `traceparent`. When the future
+//! resolves, the span gets the status code (and Error for a 5xx, as the HTTP semantic conventions
+//! say for servers), one access line is logged inside the span, and `http_requests_total` and
+//! `http_request_duration_seconds` ([`HttpMetrics`]) are updated with the route template, never
+//! the raw path. A request whose client hangs up first is recorded too, when warp drops it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, Method, StatusCode};
+use opentelemetry::trace::Status;
+use opentelemetry_http::HeaderExtractor;
+use prometheus::{HistogramVec, IntCounterVec, Registry};
+use telemetry::metrics;
+use tracing::Instrument as _;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use warp::Filter;
+use warp::reply::Response;
+
+use crate::reply::raw_query;
+
+/// The `handler` label of requests that matched no route.
+const UNMATCHED: &str = "unmatched";
+
+/// `http_requests_total{handler,method,status}` and
+/// `http_request_duration_seconds{handler,method}`.
+#[derive(Clone)]
+pub(crate) struct HttpMetrics {
+    requests: IntCounterVec,
+    duration: HistogramVec,
+}
+
+impl HttpMetrics {
+    pub(crate) fn new(registry: &Registry) -> Self {
+        Self {
+            requests: metrics::counter_vec(
+                registry,
+                "http_requests_total",
+                "HTTP requests served, by route template, method and status code.",
+                &["handler", "method", "status"],
+            ),
+            duration: metrics::histogram_vec(
+                registry,
+                "http_request_duration_seconds",
+                "Time to serve an HTTP request, by route template and method.",
+                &["handler", "method"],
+                metrics::LATENCY_BUCKETS,
+            ),
+        }
+    }
+}
+
+/// What the span and the access line need to know of a request.
+pub(crate) struct Request {
+    pub(crate) method: Method,
+    pub(crate) path: String,
+    query: String,
+    pub(crate) headers: HeaderMap,
+    pub(crate) peer: Option<SocketAddr>,
+}
+
+/// The request as the span and the access line see it.
+pub(crate) fn request()
+-> impl Filter<Extract = (Request,), Error = std::convert::Infallible> + Clone {
+    warp::method()
+        .and(warp::path::full())
+        .and(raw_query())
+        .and(warp::header::headers_cloned())
+        .and(warp::addr::remote())
+        .map(
+            |method, path: warp::path::FullPath, query, headers, peer| Request {
+                method,
+                path: path.as_str().to_owned(),
+                query,
+                headers,
+                peer,
+            },
+        )
+}
+
+/// Runs `answer` inside the request's SERVER span, then records the outcome everywhere. A request
+/// whose client hangs up first (its caller timed out, say) is recorded too, when warp drops it.
+pub(crate) async fn observe(
+    http: &HttpMetrics,
+    template: Option<&'static str>,
+    request: Request,
+    answer: impl Future<Output = Response>,
+) -> Response {
+    let method = method_label(&request.method);
+    let span = server_span(method, template, &request);
+    let mut outcome = Outcome {
+        http,
+        handler: template.unwrap_or(UNMATCHED),
+        method,
+        path: request.path,
+        span: span.clone(),
+        started: Instant::now(),
+        recorded: false,
+    };
+    let response = answer.instrument(span).await;
+    outcome.record(response.status());
+    response
+}
+
+/// The status a request is counted under when its client hung up before the answer: nginx's
+/// "client closed request", for want of an HTTP one.
+const CLIENT_CLOSED: u16 = 499;
+
+/// What is recorded of a request once it ends, answered or dropped.
+struct Outcome<'a> {
+    http: &'a HttpMetrics,
+    handler: &'static str,
+    method: &'static str,
+    path: String,
+    span: tracing::Span,
+    started: Instant,
+    recorded: bool,
+}
+
+impl Outcome<'_> {
+    fn record(&mut self, status: StatusCode) {
+        self.recorded = true;
+        let elapsed = self.started.elapsed();
+        let span = &self.span;
+        span.record("http.response.status_code", i64::from(status.as_u16()));
+        if status.is_server_error() {
+            span.record("error.type", status.as_str());
+            span.set_status(Status::error(
+                status.canonical_reason().unwrap_or("server error"),
+            ));
+        }
+        self.count(status.as_str(), elapsed);
+        let (method, path) = (self.method, &self.path);
+        span.in_scope(|| {
+            tracing::info!(
+                method,
+                route = self.handler,
+                path = %path,
+                status = status.as_u16(),
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                "{method} {path} {} in {:.1} ms",
+                status.as_u16(),
+                elapsed.as_secs_f64() * 1000.0,
+            )
+        });
+    }
+
+    fn count(&self, status: &str, elapsed: Duration) {
+        self.http
+            .requests
+            .with_label_values(&[self.handler, self.method, status])
+            .inc();
+        self.http
+            .duration
+            .with_label_values(&[self.handler, self.method])
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
+impl Drop for Outcome<'_> {
+    fn drop(&mut self) {
+        if self.recorded {
+            return;
+        }
+        let elapsed = self.started.elapsed();
+        self.span.record("error.type", "client_closed");
+        self.count(&CLIENT_CLOSED.to_string(), elapsed);
+        let (method, path) = (self.method, &self.path);
+        self.span.in_scope(|| {
+            tracing::info!(
+                method,
+                route = self.handler,
+                path = %path,
+                status = CLIENT_CLOSED,
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                "{method} {path}: the client hung up after {:.1} ms, before the answer",
+                elapsed.as_secs_f64() * 1000.0,
+            )
+        });
+    }
+}
+
+fn server_span(
+    method: &'static str,
+    template: Option<&'static str>,
+    request: &Request,
+) -> tracing::Span {
+    let name = match template {
+        Some(template) => format!("{method} {template}"),
+        None => method.to_owned(),
+    };
+    let (host, port) = host_and_port(&request.headers);
+    let span = tracing::info_span!(
+        "http.server",
+        otel.name = %name,
+        otel.kind = "server",
+        http.request.method = method,
+        http.route = template,
+        url.scheme = "http",
+        url.path = %request.path,
+        url.query = Empty,
+        server.address = host,
+        server.port = port,
+        client.address = request.peer.map(|p| p.ip().to_string()),
+        user_agent.original = request
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+        http.response.status_code = Empty,
+        error.type = Empty,
+    );
+    if !request.query.is_empty() {
+        span.record("url.query", request.query.as_str());
+    }
+    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&HeaderExtractor(&request.headers))
+    });
+    // Fails only when the span is disabled (telemetry off); there is nothing to continue then.
+    let _ = span.set_parent(parent);
+    span
+}
+
+/// `server.address` and `server.port` from the `Host` header (port 80 when it names none).
+fn host_and_port(headers: &HeaderMap) -> (Option<String>, Option<i64>) {
+    let Some(host) = headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return (None, None);
+    };
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') || name.ends_with(']') => (
+            Some(name.to_owned()),
+            port.parse::<u16>().ok().map(i64::from),
+        ),
+        _ => (Some(host.to_owned()), Some(80)),
+    }
+}
+
+/// The method as the HTTP semantic conventions name it: one of the known methods, or `_OTHER`, so
+/// a made-up method adds no time series.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "_OTHER",
+    }
+}
