@@ -64,7 +64,12 @@
       DynamicUser = true;
       Restart = "on-failure";
       RestartSec = 2;
-      TimeoutStopSec = 15;
+      # Longer than a service's own shutdown: its drain (10 s), span flush (5 s) and log flush
+      # (2 s).
+      TimeoutStopSec = 25;
+      # Room for the connections each service accepts (--max-connections, 512 by default) and the
+      # calls it makes, far above systemd's default of 1024.
+      LimitNOFILE = 65536;
       CapabilityBoundingSet = "";
       LockPersonality = true;
       MemoryDenyWriteExecute = true;

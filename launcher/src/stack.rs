@@ -18,8 +18,13 @@ use crate::component::Component;
 
 /// How long a component may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a component may take to stop after SIGTERM.
-const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long a component may take to stop after SIGTERM: longer than a service's own shutdown
+/// (its drain of open requests, then the flush of its spans and its log lines), so that a
+/// service is never killed while it still ends cleanly.
+const STOP_GRACE: Duration = lab_http::server::DRAIN_TIMEOUT
+    .saturating_add(telemetry::FLUSH_TIMEOUT)
+    .saturating_add(telemetry::LOG_CLOSE_TIMEOUT)
+    .saturating_add(Duration::from_secs(3));
 
 /// The three services, in start order.
 fn services() -> Vec<Component> {
@@ -257,7 +262,7 @@ async fn wait_for_stop(running: &mut [Running]) {
 }
 
 /// Stops services first (newest first), then backends: SIGTERM, once more after 3 s should the
-/// first one have gone unnoticed, then SIGKILL when the grace period is over.
+/// first one have gone unnoticed, then SIGKILL when [`STOP_GRACE`] is over.
 async fn stop_all(running: &mut Vec<Running>) {
     while let Some(mut r) = running.pop() {
         let Some(pid) = r.child.id() else { continue };

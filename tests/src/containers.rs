@@ -1,24 +1,19 @@
 //! The services as containers, the way they run in a cluster: images with no registry.
 //!
-//! No image can be pulled here, so every image is `FROM scratch` with one static binary, built by
-//! cargo on the host (`-C target-feature=+crt-static`, `--target x86_64-unknown-linux-gnu`; the
-//! frontend's binary carries its UI). [`images`] builds the binaries once per test run (cargo skips
-//! the work when nothing changed) and the images through testcontainers' `GenericBuildableImage`
-//! (Docker's layer cache makes an unchanged image a no-op). [`docker`] says whether a Docker
-//! daemon answers, and why not when it does not.
+//! The suite needs no registry: every image is `FROM scratch` with one static binary, built by
+//! cargo on the host ([`crate::process::release_binaries`]; the frontend's binary carries its
+//! UI). [`images`] builds the binaries once per test run (cargo skips the work when nothing
+//! changed) and the images through testcontainers' `GenericBuildableImage` (Docker's layer cache
+//! makes an unchanged image a no-op). [`docker`] says whether a Docker daemon answers, and why
+//! not when it does not.
 
-use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use testcontainers::core::{IntoContainerPort as _, WaitFor};
 use testcontainers::runners::AsyncBuilder as _;
 use testcontainers::{GenericBuildableImage, GenericImage};
 
 use parts::Part;
-
-/// The target the static binaries are built for.
-pub const TARGET: &str = "x86_64-unknown-linux-gnu";
 
 /// Set to `1` (as CI does) to make a missing Docker fail the container suite instead of skipping it.
 pub const REQUIRE_DOCKER: &str = "LAB_REQUIRE_DOCKER";
@@ -52,7 +47,7 @@ pub async fn images() -> Vec<(Part, GenericImage)> {
 }
 
 async fn build_images() -> Vec<(Part, GenericImage)> {
-    let dir = tokio::task::spawn_blocking(static_binaries)
+    let dir = tokio::task::spawn_blocking(crate::process::release_binaries)
         .await
         .expect("the static build does not panic");
     let mut images = Vec::new();
@@ -73,41 +68,4 @@ async fn build_images() -> Vec<(Part, GenericImage)> {
         images.push((part, image));
     }
     images
-}
-
-/// Builds the static binaries once per test run and returns their directory.
-fn static_binaries() -> PathBuf {
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
-            let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-            let mut command = Command::new(cargo);
-            command
-                .current_dir(workspace)
-                .args([
-                    "build",
-                    "--quiet",
-                    "--release",
-                    "--locked",
-                    "--target",
-                    TARGET,
-                ])
-                .env("RUSTFLAGS", "-C target-feature=+crt-static");
-            for part in Part::SERVICES {
-                command.args(["--package", part.name()]);
-            }
-            let status = command
-                .status()
-                .map_err(|e| format!("cannot run cargo: {e}"))?;
-            if !status.success() {
-                return Err(format!("building the static binaries failed: {status}"));
-            }
-            Ok(PathBuf::from(workspace)
-                .join("target")
-                .join(TARGET)
-                .join("release"))
-        })
-        .clone()
-        .unwrap_or_else(|e| panic!("{e}"))
 }

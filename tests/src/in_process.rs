@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use lab_http::faults::FaultSettings;
-use lab_http::server::Server;
+use lab_http::server::{ConnectionSettings, Server};
 
 /// A server running on a tokio task.
 pub struct Running {
@@ -45,6 +45,7 @@ pub async fn die_service(dice_file: Option<PathBuf>) -> Running {
     die_service_with(die_service::Settings {
         listen: loopback(),
         dice_file,
+        connections: ConnectionSettings::default(),
         faults: FaultSettings::default(),
     })
     .await
@@ -68,7 +69,10 @@ pub fn roller_settings(die_service_url: &str) -> dice_roller::Settings {
         max_times: 100,
         roll_delay_ms: "0".parse().expect("a delay"),
         die_service_timeout_ms: 1000,
+        max_rolls_in_flight: 10_000,
+        max_die_service_calls: 64,
         sequential: false,
+        connections: ConnectionSettings::default(),
         faults: FaultSettings::default(),
     }
 }
@@ -92,6 +96,7 @@ pub fn frontend_settings(die_service_url: &str, dice_roller_url: &str) -> fronte
         max_times: 100,
         grafana_url: None,
         upstream_timeout_ms: 2000,
+        connections: ConnectionSettings::default(),
         faults: FaultSettings::default(),
     }
 }

@@ -60,10 +60,74 @@ fn build() -> Result<PathBuf, String> {
     Ok(profile_dir)
 }
 
+/// The services built for release as static binaries (`+crt-static`, for [`TARGET`]), once per
+/// test run: what the container images hold, and what the load tests attack. Returns their
+/// directory.
+pub fn release_binaries() -> PathBuf {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
+            let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+            let mut command = Command::new(cargo);
+            command
+                .current_dir(workspace)
+                .args([
+                    "build",
+                    "--quiet",
+                    "--release",
+                    "--locked",
+                    "--target",
+                    TARGET,
+                ])
+                .env("RUSTFLAGS", "-C target-feature=+crt-static");
+            for part in Part::SERVICES {
+                command.args(["--package", part.name()]);
+            }
+            let status = command
+                .status()
+                .map_err(|e| format!("cannot run cargo: {e}"))?;
+            if !status.success() {
+                return Err(format!("building the static binaries failed: {status}"));
+            }
+            Ok(PathBuf::from(workspace)
+                .join("target")
+                .join(TARGET)
+                .join("release"))
+        })
+        .clone()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The target the release binaries are built for.
+pub const TARGET: &str = "x86_64-unknown-linux-gnu";
+
 /// The command for a service binary, with no inherited settings that would change what tests see,
-/// stdin closed and stdout piped.
-fn command(name: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(binary(name));
+/// stdin closed and stdout piped; with `open_files`, the child's open-files limit (soft and hard)
+/// is set to it, as a systemd unit's `LimitNOFILE` would.
+pub fn command(
+    program: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    open_files: Option<u64>,
+) -> Command {
+    let mut command = Command::new(program);
+    if let Some(limit) = open_files {
+        use std::os::unix::process::CommandExt as _;
+        // SAFETY: setrlimit is async-signal-safe and changes only the child being set up.
+        unsafe {
+            command.pre_exec(move || {
+                let rlimit = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: limit,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
     command
         .args(args)
         .env_remove("RUST_LOG")
@@ -88,7 +152,29 @@ impl Service {
     /// Starts `name` listening on a free loopback port with extra `args` and `env`, and waits
     /// until it says it is listening.
     pub async fn start(name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = command(name, &[&["--listen", "127.0.0.1:0"], args].concat(), env)
+        Self::start_program(&binary(name), name, args, env, None).await
+    }
+
+    /// Starts the release build of `name`, with the open-files limit `open_files` when given.
+    pub async fn start_release(
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        open_files: Option<u64>,
+    ) -> Self {
+        let program = release_binaries().join(name);
+        Self::start_program(&program, name, args, env, open_files).await
+    }
+
+    async fn start_program(
+        program: &std::path::Path,
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        open_files: Option<u64>,
+    ) -> Self {
+        let args = [&["--listen", "127.0.0.1:0"], args].concat();
+        let mut child = command(program, &args, env, open_files)
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
@@ -133,6 +219,11 @@ impl Service {
             addr,
             lines,
         }
+    }
+
+    /// The process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Every JSON log line so far.
@@ -206,14 +297,19 @@ pub struct Exited {
 
 /// Runs `name` with `args` and expects it to exit by itself within 10 s (a start-up error).
 pub fn run_to_exit(name: &str, args: &[&str], env: &[(&str, &str)]) -> Exited {
-    let mut child = command(
+    run_to_exit_with_telemetry(
         name,
         args,
         &[&[("OTEL_SDK_DISABLED", "true")], env].concat(),
     )
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+}
+
+/// [`run_to_exit`], with telemetry set up as `env` says (it is off in `run_to_exit`).
+pub fn run_to_exit_with_telemetry(name: &str, args: &[&str], env: &[(&str, &str)]) -> Exited {
+    let mut child = command(&binary(name), args, env, None)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while child.try_wait().expect("waitable child").is_none() {
         if Instant::now() > deadline {

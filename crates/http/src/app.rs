@@ -2,11 +2,13 @@
 //!
 //! A service creates an [`App`] (which holds its own Prometheus registry, so two services in one
 //! test process keep separate numbers), adds its routes, and turns it into one warp filter with
-//! [`App::into_filter`]: its own routes first, then `/healthz`, `/metrics`, `/admin/faults` and,
+//! [`App::into_routes`]: its own routes first, then `/healthz`, `/metrics`, `/admin/faults` and,
 //! for any other path, a JSON 404. Each route is given as a warp filter that matches the path and
 //! yields the future that answers it; the app runs that future inside the request's SERVER span
 //! (`observe`). Methods other than GET and HEAD get a JSON 405, so a client never sees
-//! warp's plain-text rejections. API routes have the fault switches in front of them.
+//! warp's plain-text rejections. API routes have the fault switches in front of them, and refuse
+//! query parameters unless they read their own query ([`App::api_route_with_query`]); the page,
+//! its assets, `/healthz` and `/metrics` ignore a query, as browsers and scrapers may send one.
 
 use std::future::Future;
 
@@ -19,7 +21,8 @@ use warp::{Filter, Rejection};
 
 use crate::faults::{FaultSettings, Faults, Switch};
 use crate::observe::{self, HttpMetrics, Request};
-use crate::reply::{json, json_error, method_not_allowed};
+use crate::reply::{json, json_error, method_not_allowed, raw_query};
+use crate::server::Routes;
 
 /// A service's routes under construction.
 pub struct App {
@@ -63,9 +66,28 @@ impl App {
         self
     }
 
-    /// A route of the service's API: inside the request's span, the switched-on latency comes
-    /// first, then maybe an injected 500 instead of the answer.
+    /// A route of the service's API that takes no query parameters: inside the request's span,
+    /// the switched-on latency comes first, then maybe an injected 500 instead of the answer.
     pub fn api_route<F, Fut>(self, template: &'static str, filter: F) -> Self
+    where
+        F: Filter<Extract = (Fut,), Error = Rejection> + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response> + Send + 'static,
+    {
+        let strict = filter
+            .and(raw_query())
+            .map(move |answer: Fut, query: String| async move {
+                if query.is_empty() {
+                    answer.await
+                } else {
+                    no_parameters(template)
+                }
+            });
+        self.api_route_with_query(template, strict)
+    }
+
+    /// A route of the service's API that reads its own query (and says which parameters it
+    /// takes): the fault switches as in [`App::api_route`].
+    pub fn api_route_with_query<F, Fut>(self, template: &'static str, filter: F) -> Self
     where
         F: Filter<Extract = (Fut,), Error = Rejection> + Clone + Send + Sync + 'static,
         Fut: Future<Output = Response> + Send + 'static,
@@ -85,8 +107,9 @@ impl App {
         )
     }
 
-    /// The service's routes, then `/healthz`, `/metrics`, `/admin/faults` and a JSON 404.
-    pub fn into_filter(self) -> BoxedFilter<(Response,)> {
+    /// The service's routes, then `/healthz`, `/metrics`, `/admin/faults` and a JSON 404, with
+    /// the registry of their metrics.
+    pub fn into_routes(self) -> Routes {
         let Self {
             registry,
             http,
@@ -94,18 +117,27 @@ impl App {
             routes,
         } = self;
         let common = healthz(&http)
-            .or(metrics_page(&http, registry))
+            .or(metrics_page(&http, registry.clone()))
             .unify()
             .or(faults.admin(&http))
             .unify()
             .or(not_found(&http))
             .unify()
             .boxed();
-        match routes {
+        let filter = match routes {
             Some(routes) => routes.or(common).unify().boxed(),
             None => common,
-        }
+        };
+        Routes { filter, registry }
     }
+}
+
+/// The 400 of an API route asked with parameters it does not take.
+fn no_parameters(template: &str) -> Response {
+    json_error(
+        StatusCode::BAD_REQUEST,
+        format!("{template} takes no query parameters"),
+    )
 }
 
 /// One route, observed; other methods than GET and HEAD get a 405.
@@ -143,7 +175,7 @@ fn not_found(http: &HttpMetrics) -> BoxedFilter<(Response,)> {
     observe::request()
         .then(move |request: Request| {
             let http = http.clone();
-            let path = request.path.clone();
+            let path = telemetry::truncate(&request.path).into_owned();
             async move {
                 let answer = async move {
                     json_error(StatusCode::NOT_FOUND, format!("no route for {path}"))

@@ -8,6 +8,7 @@
 //! caller waits forever. [`Upstream::with_metrics`] counts every call and its duration under the
 //! upstream's name (`die_service_requests_total{status}`, `die_service_request_duration_seconds`).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -16,6 +17,7 @@ use opentelemetry::trace::Status;
 use opentelemetry_http::HeaderInjector;
 use prometheus::{Histogram, IntCounterVec, Registry};
 use telemetry::metrics;
+use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
@@ -33,6 +35,9 @@ pub struct Upstream {
     client: reqwest::Client,
     timeout: Duration,
     metrics: Option<UpstreamMetrics>,
+    /// Turns for calls under way at once (each holds a connection), and their number, when
+    /// limited.
+    calls: Option<(Arc<Semaphore>, usize)>,
 }
 
 /// `<upstream>_requests_total{status}` and `<upstream>_request_duration_seconds`.
@@ -84,16 +89,24 @@ pub enum UpstreamError {
     },
     #[error("{name} sent an answer that cannot be read: {detail}")]
     Invalid { name: &'static str, detail: String },
+    #[error(
+        "too many calls to {name} at once ({limit}, the most this service makes); try again in a second"
+    )]
+    Busy { name: &'static str, limit: usize },
 }
 
 impl ErrorStatus for UpstreamError {
     /// The status this service answers with when the upstream failed this way.
     fn status(&self) -> StatusCode {
         match self {
-            Self::Unreachable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unreachable { .. } | Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::Status { .. } | Self::Invalid { .. } => StatusCode::BAD_GATEWAY,
         }
+    }
+
+    fn retry_after(&self) -> Option<u32> {
+        matches!(self, Self::Busy { .. }).then_some(1)
     }
 }
 
@@ -105,6 +118,7 @@ impl UpstreamError {
             Self::Timeout { .. } => "timeout",
             Self::Status { .. } => "bad_status",
             Self::Invalid { .. } => "invalid_response",
+            Self::Busy { .. } => "busy",
         }
     }
 }
@@ -133,7 +147,15 @@ impl Upstream {
             client,
             timeout,
             metrics: None,
+            calls: None,
         })
+    }
+
+    /// At most `limit` calls under way at once; a call waits for its turn within its time-out,
+    /// and is refused as [`UpstreamError::Busy`] when none comes.
+    pub fn with_limit(mut self, limit: usize) -> Self {
+        self.calls = Some((Arc::new(Semaphore::new(limit)), limit));
+        self
     }
 
     /// Counts every call in `registry`: by status code, or by how it failed (`unreachable`,
@@ -169,20 +191,28 @@ impl Upstream {
     }
 
     /// `GET` a path (already percent-encoded, with any query) below the base URL.
-    pub async fn get(&self, path_and_query: &str) -> Result<Answer, UpstreamError> {
-        let url = self
-            .base
-            .join(path_and_query)
-            .map_err(|e| UpstreamError::Invalid {
-                name: self.name,
-                detail: format!("cannot build a URL from '{path_and_query}': {e}"),
-            })?;
+    /// `GET` the path made of `segments` below the base URL, with `query` (already a query
+    /// string) when given. Each segment is percent-encoded on its own, so no segment can climb
+    /// out of its place (`.`, `..` and `/` are sent encoded).
+    pub async fn get(
+        &self,
+        segments: &[&str],
+        query: Option<&str>,
+    ) -> Result<Answer, UpstreamError> {
+        let mut url = self.base.clone();
+        let mut path = url.path().trim_end_matches('/').to_owned();
+        for segment in segments {
+            path.push('/');
+            path.push_str(&encode_segment(segment));
+        }
+        url.set_path(&path);
+        url.set_query(query.filter(|q| !q.is_empty()));
         let span = tracing::info_span!(
             "http.client",
             otel.name = "GET",
             otel.kind = "client",
             http.request.method = "GET",
-            url.full = %url,
+            url.full = %telemetry::truncate(url.as_str()),
             server.address = url.host_str(),
             server.port = url.port_or_known_default().map(i64::from),
             http.response.status_code = Empty,
@@ -193,7 +223,23 @@ impl Upstream {
             propagator.inject_context(&span.context(), &mut HeaderInjector(&mut headers))
         });
         let started = Instant::now();
-        let result = self.send(url, headers).instrument(span.clone()).await;
+        let result = async {
+            let _turn = match &self.calls {
+                Some((calls, limit)) => Some(
+                    tokio::time::timeout(self.timeout, calls.clone().acquire_owned())
+                        .await
+                        .map_err(|_| UpstreamError::Busy {
+                            name: self.name,
+                            limit: *limit,
+                        })?
+                        .expect("the semaphore is never closed"),
+                ),
+                None => None,
+            };
+            self.send(url, headers).await
+        }
+        .instrument(span.clone())
+        .await;
         if let Some(metrics) = &self.metrics {
             metrics.duration.observe(started.elapsed().as_secs_f64());
             let label = match &result {
@@ -257,5 +303,37 @@ impl Upstream {
                 detail: error.to_string(),
             }
         }
+    }
+}
+
+/// Characters a path segment keeps as they are: RFC 3986's unreserved ones.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// One path segment, percent-encoded; `.` and `..` are encoded too, so that they name themselves
+/// instead of moving up the path.
+fn encode_segment(segment: &str) -> String {
+    match segment {
+        "." => "%2E".to_owned(),
+        ".." => "%2E%2E".to_owned(),
+        _ => percent_encoding::utf8_percent_encode(segment, SEGMENT).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_stay_in_their_place() {
+        assert_eq!(encode_segment("fair"), "fair");
+        assert_eq!(encode_segment("d-20_x~"), "d-20_x~");
+        assert_eq!(encode_segment("."), "%2E");
+        assert_eq!(encode_segment(".."), "%2E%2E");
+        assert_eq!(encode_segment("../etc/passwd"), "..%2Fetc%2Fpasswd");
+        assert_eq!(encode_segment("a b%2e?#"), "a%20b%252e%3F%23");
     }
 }

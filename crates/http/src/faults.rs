@@ -49,6 +49,14 @@ pub struct FaultSettings {
     #[arg(long = "fault-token", env = "FAULT_TOKEN", hide_env_values = true)]
     #[serde(serialize_with = "redacted")]
     pub token: Option<String>,
+    /// Asks for the token from every peer, loopback included: behind a reverse proxy on the same
+    /// host, every request comes from loopback.
+    #[arg(
+        long = "fault-token-required",
+        env = "FAULT_TOKEN_REQUIRED",
+        requires = "token"
+    )]
+    pub token_required: bool,
 }
 
 fn parse_latency(text: &str) -> Result<u64, String> {
@@ -126,6 +134,7 @@ struct State {
     /// The service's own switches.
     switches: Vec<Switch>,
     token: Option<String>,
+    token_required: bool,
     injected: IntCounterVec,
 }
 
@@ -150,6 +159,7 @@ impl Faults {
             error_rate: AtomicU64::new(settings.error_rate.to_bits()),
             switches,
             token: settings.token.clone().filter(|t| !t.is_empty()),
+            token_required: settings.token_required,
             injected: metrics::counter_vec(
                 registry,
                 "faults_injected_total",
@@ -318,6 +328,7 @@ impl Faults {
                         request.method.clone(),
                         request.peer,
                         request.headers.clone(),
+                        request.query.is_empty(),
                         body,
                     );
                     observe::observe(&http, Some("/admin/faults"), request, answer).await
@@ -331,6 +342,7 @@ impl Faults {
         method: Method,
         peer: Option<SocketAddr>,
         headers: HeaderMap,
+        no_query: bool,
         body: S,
     ) -> Response
     where
@@ -340,8 +352,19 @@ impl Faults {
         if !self.allowed(peer, &headers) {
             return json_error(
                 StatusCode::FORBIDDEN,
-                "the fault switches answer only on localhost, or with \
-                 'Authorization: Bearer TOKEN' when the service was started with --fault-token",
+                if self.0.token_required {
+                    "the fault switches answer only with 'Authorization: Bearer TOKEN' \
+                     (--fault-token-required)"
+                } else {
+                    "the fault switches answer only on localhost, or with \
+                     'Authorization: Bearer TOKEN' when the service was started with --fault-token"
+                },
+            );
+        }
+        if !no_query {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "/admin/faults takes no query parameters",
             );
         }
         match method {
@@ -372,7 +395,7 @@ impl Faults {
     }
 
     fn allowed(&self, peer: Option<SocketAddr>, headers: &HeaderMap) -> bool {
-        if peer.is_some_and(|p| p.ip().to_canonical().is_loopback()) {
+        if !self.0.token_required && peer.is_some_and(|p| p.ip().to_canonical().is_loopback()) {
             return true;
         }
         let Some(token) = &self.0.token else {
@@ -468,6 +491,17 @@ mod tests {
         assert!(!with.allowed(Some(remote), &none));
         // An empty token is no token.
         assert!(!faults(Some(""), Vec::new()).allowed(Some(remote), &bearer("")));
+
+        // Behind a proxy every peer is loopback: the token is asked of everyone.
+        let settings = FaultSettings {
+            token: Some("s3cret".into()),
+            token_required: true,
+            ..FaultSettings::default()
+        };
+        let proxied = Faults::new("test", &settings, Vec::new(), &metrics::registry());
+        assert!(!proxied.allowed(Some(local), &none));
+        assert!(!proxied.allowed(Some(local), &bearer("nope")));
+        assert!(proxied.allowed(Some(local), &bearer("s3cret")));
     }
 
     #[test]

@@ -9,6 +9,8 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, Method, StatusCode};
@@ -23,6 +25,7 @@ use warp::Filter;
 use warp::reply::Response;
 
 use crate::reply::raw_query;
+use crate::server::ConnInfo;
 
 /// The `handler` label of requests that matched no route.
 const UNMATCHED: &str = "unmatched";
@@ -59,9 +62,11 @@ impl HttpMetrics {
 pub(crate) struct Request {
     pub(crate) method: Method,
     pub(crate) path: String,
-    query: String,
+    pub(crate) query: String,
     pub(crate) headers: HeaderMap,
     pub(crate) peer: Option<SocketAddr>,
+    /// Set when the server cuts its open requests short at the end of its drain.
+    cut: Option<Arc<AtomicBool>>,
 }
 
 /// The request as the span and the access line see it.
@@ -71,14 +76,15 @@ pub(crate) fn request()
         .and(warp::path::full())
         .and(raw_query())
         .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
+        .and(warp::ext::optional::<ConnInfo>())
         .map(
-            |method, path: warp::path::FullPath, query, headers, peer| Request {
+            |method, path: warp::path::FullPath, query, headers, conn: Option<ConnInfo>| Request {
                 method,
                 path: path.as_str().to_owned(),
                 query,
                 headers,
-                peer,
+                peer: conn.as_ref().map(|c| c.peer),
+                cut: conn.map(|c| c.cut),
             },
         )
 }
@@ -97,10 +103,11 @@ pub(crate) async fn observe(
         http,
         handler: template.unwrap_or(UNMATCHED),
         method,
-        path: request.path,
+        path: telemetry::truncate(&request.path).into_owned(),
         span: span.clone(),
         started: Instant::now(),
         recorded: false,
+        cut: request.cut,
     };
     let response = answer.instrument(span).await;
     outcome.record(response.status());
@@ -116,10 +123,12 @@ struct Outcome<'a> {
     http: &'a HttpMetrics,
     handler: &'static str,
     method: &'static str,
+    /// The path, cut to the attribute length limit.
     path: String,
     span: tracing::Span,
     started: Instant,
     recorded: bool,
+    cut: Option<Arc<AtomicBool>>,
 }
 
 impl Outcome<'_> {
@@ -168,18 +177,40 @@ impl Drop for Outcome<'_> {
             return;
         }
         let elapsed = self.started.elapsed();
+        let ms = elapsed.as_secs_f64() * 1000.0;
+        let (method, path) = (self.method, &self.path);
+        if self
+            .cut
+            .as_ref()
+            .is_some_and(|cut| cut.load(Ordering::SeqCst))
+        {
+            // The server stopped waiting for it: the service, not the client, ended it.
+            self.span.record("error.type", "server_shutdown");
+            self.span
+                .set_status(Status::error("cut short by the server's shutdown"));
+            self.count(StatusCode::SERVICE_UNAVAILABLE.as_str(), elapsed);
+            self.span.in_scope(|| {
+                tracing::warn!(
+                    method,
+                    route = self.handler,
+                    path = %path,
+                    status = StatusCode::SERVICE_UNAVAILABLE.as_u16(),
+                    duration_ms = ms,
+                    "{method} {path}: cut short by the server's shutdown after {ms:.1} ms"
+                )
+            });
+            return;
+        }
         self.span.record("error.type", "client_closed");
         self.count(&CLIENT_CLOSED.to_string(), elapsed);
-        let (method, path) = (self.method, &self.path);
         self.span.in_scope(|| {
             tracing::info!(
                 method,
                 route = self.handler,
                 path = %path,
                 status = CLIENT_CLOSED,
-                duration_ms = elapsed.as_secs_f64() * 1000.0,
-                "{method} {path}: the client hung up after {:.1} ms, before the answer",
-                elapsed.as_secs_f64() * 1000.0,
+                duration_ms = ms,
+                "{method} {path}: the client hung up after {ms:.1} ms, before the answer"
             )
         });
     }
@@ -202,7 +233,7 @@ fn server_span(
         http.request.method = method,
         http.route = template,
         url.scheme = "http",
-        url.path = %request.path,
+        url.path = %telemetry::truncate(&request.path),
         url.query = Empty,
         server.address = host,
         server.port = port,
@@ -210,12 +241,14 @@ fn server_span(
         user_agent.original = request
             .headers
             .get(http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok()),
+            .and_then(|v| v.to_str().ok())
+            .map(telemetry::truncate)
+            .as_deref(),
         http.response.status_code = Empty,
         error.type = Empty,
     );
     if !request.query.is_empty() {
-        span.record("url.query", request.query.as_str());
+        span.record("url.query", telemetry::truncate(&request.query).as_ref());
     }
     let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
         propagator.extract(&HeaderExtractor(&request.headers))
@@ -235,10 +268,10 @@ fn host_and_port(headers: &HeaderMap) -> (Option<String>, Option<i64>) {
     };
     match host.rsplit_once(':') {
         Some((name, port)) if !name.contains(':') || name.ends_with(']') => (
-            Some(name.to_owned()),
+            Some(telemetry::truncate(name).into_owned()),
             port.parse::<u16>().ok().map(i64::from),
         ),
-        _ => (Some(host.to_owned()), Some(80)),
+        _ => (Some(telemetry::truncate(host).into_owned()), Some(80)),
     }
 }
 

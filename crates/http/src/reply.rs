@@ -13,13 +13,27 @@ use warp::reply::{Reply as _, Response};
 /// A route's error: the status it is answered with; its `Display` is the sentence of the body.
 pub trait ErrorStatus: std::fmt::Display {
     fn status(&self) -> StatusCode;
+
+    /// Seconds after which the client may try again, for a refusal that will pass (a `503` of
+    /// a service at its limit); sent as `Retry-After`.
+    fn retry_after(&self) -> Option<u32> {
+        None
+    }
 }
 
-/// `200` with `body`, or the error's status with its sentence.
+/// `200` with `body`, or the error's status with its sentence (and `Retry-After` when it has one).
 pub fn result<T: Serialize, E: ErrorStatus>(outcome: Result<T, E>) -> Response {
     match outcome {
         Ok(body) => json(StatusCode::OK, &body),
-        Err(error) => json_error(error.status(), error.to_string()),
+        Err(error) => {
+            let mut response = json_error(error.status(), error.to_string());
+            if let Some(seconds) = error.retry_after() {
+                response
+                    .headers_mut()
+                    .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+            }
+            response
+        }
     }
 }
 

@@ -9,10 +9,12 @@ use std::process::ExitCode;
 use crate::client::ClientError;
 use crate::server::{self, BindError, Server};
 
-/// Why a service that calls other services cannot start: an upstream's URL it cannot use, or an
-/// address it cannot listen on.
+/// Why a service that calls other services cannot start: settings that cannot work together, an
+/// upstream's URL it cannot use, or an address it cannot listen on.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error("{0}")]
+    Settings(String),
     #[error(transparent)]
     Upstream(#[from] ClientError),
     #[error(transparent)]
@@ -29,6 +31,7 @@ where
     S: serde::Serialize,
     E: std::fmt::Display,
 {
+    limit_allocator_arenas();
     let telemetry = match telemetry::init(info) {
         Ok(telemetry) => telemetry,
         Err(error) => {
@@ -54,7 +57,41 @@ where
         }
     };
     tracing::info!(address = %server.local_addr(), "{} listening", info.name);
+    let trimming = tokio::spawn(return_free_memory());
     server.run(server::shutdown_signal()).await;
+    trimming.abort();
     telemetry.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// How often the allocator is asked to give freed memory back to the system.
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Gives memory freed after a burst of load back to the system, every [`TRIM_EVERY`]. glibc's
+/// allocator keeps freed memory in its arenas (one per thread that allocated, up to eight per
+/// core) and returns only what lies at the top of the heap; `malloc_trim` returns the free pages
+/// of every arena, so a service's memory comes back down after a flood of requests instead of
+/// staying at its peak.
+async fn return_free_memory() {
+    let mut every = tokio::time::interval(TRIM_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only returns free memory to the system.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+}
+
+/// Caps glibc's allocator at two arenas. By default it keeps one per thread that allocates, up
+/// to eight per core, and memory freed in one arena cannot serve another: under a burst that
+/// spreads requests over every worker, the peak grows with the number of arenas.
+fn limit_allocator_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt sets an allocator parameter, before any other thread allocates.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
 }

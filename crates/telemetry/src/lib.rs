@@ -27,6 +27,12 @@ use tracing_subscriber::{EnvFilter, Layer as _};
 /// `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 pub const DEFAULT_OTLP_ENDPOINT: &str = "http://127.0.0.1:4318";
 
+/// The longest a service waits, at shutdown, for its queued spans to be exported.
+pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest a service waits, at shutdown, for its queued log lines to be written.
+pub const LOG_CLOSE_TIMEOUT: Duration = logging::CLOSE_TIMEOUT;
+
 /// Who is emitting: the defaults for the resource attributes.
 #[derive(Clone, Copy, Debug)]
 pub struct ServiceInfo {
@@ -60,10 +66,10 @@ pub fn init(info: ServiceInfo) -> Result<Telemetry, Error> {
     let (provider, traces_endpoint) = if sdk_disabled() {
         (None, None)
     } else {
-        let (exporter, endpoint) = export::exporter()?;
+        let (processor, endpoint) = export::processor()?;
         let provider = SdkTracerProvider::builder()
             .with_resource(resource)
-            .with_batch_exporter(exporter)
+            .with_span_processor(processor)
             .build();
         opentelemetry::global::set_tracer_provider(provider.clone());
         (Some(provider), Some(endpoint))
@@ -115,15 +121,15 @@ impl Telemetry {
         self.traces_endpoint.as_deref()
     }
 
-    /// Flushes queued spans and stops the exporter, then writes the queued log lines. Runs the
-    /// blocking work off the async threads.
+    /// Flushes queued spans and stops the exporter (for at most [`FLUSH_TIMEOUT`]), then writes
+    /// the queued log lines (for at most [`LOG_CLOSE_TIMEOUT`]). Runs the blocking work off the
+    /// async threads.
     pub async fn shutdown(self) {
         let Self { provider, logs, .. } = self;
         if let Some(provider) = provider {
-            let flushed = tokio::task::spawn_blocking(move || {
-                provider.shutdown_with_timeout(Duration::from_secs(5))
-            })
-            .await;
+            let flushed =
+                tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(FLUSH_TIMEOUT))
+                    .await;
             match flushed {
                 Ok(Ok(())) => {
                     tracing::info!("telemetry stopped; queued spans were handed to the exporter")
@@ -133,6 +139,36 @@ impl Telemetry {
             }
         }
         let _ = tokio::task::spawn_blocking(move || logs.close()).await;
+    }
+}
+
+/// The attribute-value length limit when none is set: a client's path, query or `User-Agent` is
+/// kept to this many characters in spans and log lines.
+pub const DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT: usize = 1024;
+
+/// The longest value, in characters, that a span attribute or a logged field taken from a client
+/// may have: `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`, else `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`, as
+/// the OpenTelemetry specification orders them, else [`DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT`]. (The
+/// SDK applies count limits only, so the lab applies this one where it records client text.)
+pub fn attribute_value_limit() -> usize {
+    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        [
+            "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+            "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        ]
+        .iter()
+        .find_map(|name| std::env::var(name).ok()?.trim().parse().ok())
+        .unwrap_or(DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT)
+    })
+}
+
+/// `text` cut to [`attribute_value_limit`] characters, as the specification truncates an
+/// attribute value.
+pub fn truncate(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(attribute_value_limit()) {
+        Some((end, _)) => std::borrow::Cow::Owned(text[..end].to_owned()),
+        None => std::borrow::Cow::Borrowed(text),
     }
 }
 
@@ -149,6 +185,8 @@ pub fn current_trace_id() -> Option<String> {
 /// What can go wrong while setting telemetry up.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("the OTLP endpoint '{endpoint}' cannot be used: {why}")]
+    Endpoint { endpoint: String, why: String },
     #[error("cannot build the OTLP exporter: {0}")]
     Exporter(String),
     #[error("a tracing subscriber is already installed: {0}")]

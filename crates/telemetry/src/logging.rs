@@ -10,12 +10,15 @@
 //! A concurrent batch logs one line per roll, so lines are built without intermediate maps and
 //! appended to a shared buffer that one writer thread empties, writing whatever has gathered in one
 //! system call. Loggers wake the writer only when the buffer was empty, so a busy service does not
-//! pay a thread wake-up per line. The buffer is bounded: when stdout cannot keep up, loggers wait
-//! rather than lose lines. [`Writer::close`] drains it at shutdown.
+//! pay a thread wake-up per line. The buffer is bounded, and logging never waits for stdout: when
+//! nobody reads it (an unread pipe) and the buffer is full, lines are dropped, counted in
+//! `telemetry_log_lines_dropped_total`, and one line on stderr says so; the service goes on
+//! answering. [`Writer::close`] drains the buffer at shutdown, waiting for stdout at most
+//! [`CLOSE_TIMEOUT`].
 
 use std::io::Write as _;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::time::Duration;
 
 use opentelemetry::trace::TraceContextExt as _;
 use serde_json::Value;
@@ -25,8 +28,14 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::Context;
 
-/// Bytes that may wait for the writer thread before loggers block.
+/// Bytes that may wait for the writer thread; beyond, lines are dropped.
 const BUFFER_LIMIT: usize = 4 * 1024 * 1024;
+
+/// What the writer's buffers keep between bursts.
+const SPARE_CAPACITY: usize = 64 * 1024;
+
+/// How long shutdown waits for the buffered lines to reach stdout.
+pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The layer; `service` is the `service.name` in use.
 pub(crate) struct JsonLines {
@@ -37,7 +46,6 @@ pub(crate) struct JsonLines {
 /// The writer thread; [`Writer::close`] flushes what is buffered and stops it.
 pub(crate) struct Writer {
     shared: Arc<Shared>,
-    thread: JoinHandle<()>,
 }
 
 /// Lines waiting for the writer, and the signals between loggers and writer.
@@ -45,14 +53,18 @@ struct Shared {
     buffer: Mutex<Buffer>,
     /// Signalled when the buffer stops being empty, or on close.
     filled: Condvar,
-    /// Signalled when the writer has taken the buffer.
-    drained: Condvar,
+    /// Signalled when the writer has finished, at close.
+    finished: Condvar,
 }
 
 #[derive(Default)]
 struct Buffer {
     lines: Vec<u8>,
     closed: bool,
+    /// The writer thread has ended.
+    done: bool,
+    /// Lines are being dropped (said once per spell).
+    dropping: bool,
 }
 
 impl Shared {
@@ -66,36 +78,40 @@ impl JsonLines {
         let shared = Arc::new(Shared {
             buffer: Mutex::new(Buffer::default()),
             filled: Condvar::new(),
-            drained: Condvar::new(),
+            finished: Condvar::new(),
         });
-        let thread = {
+        {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name("json-logs".into())
                 .spawn(move || write_lines(&shared))
-                .expect("a thread for the log writer")
-        };
+                .expect("a thread for the log writer");
+        }
         let layer = Self {
             service,
             shared: shared.clone(),
         };
-        (layer, Writer { shared, thread })
+        (layer, Writer { shared })
     }
 
     fn emit(&self, line: &[u8]) {
         let mut buffer = self.shared.lock();
-        while buffer.lines.len() > BUFFER_LIMIT && !buffer.closed {
-            buffer = self
-                .shared
-                .drained
-                .wait(buffer)
-                .unwrap_or_else(|e| e.into_inner());
-        }
-        if buffer.closed {
-            drop(buffer);
-            // After shutdown lines go straight to stdout. A closed stdout must not take the
-            // service down; the line is lost either way.
-            let _ = std::io::stdout().lock().write_all(line);
+        if buffer.done || buffer.lines.len() + line.len() > BUFFER_LIMIT {
+            crate::metrics::log_lines_dropped().inc();
+            if !buffer.dropping && !buffer.done {
+                buffer.dropping = true;
+                // Said on stderr, from a thread of its own: stderr may be as stuck as stdout.
+                let _ = std::thread::Builder::new()
+                    .name("log-overflow".into())
+                    .spawn(|| {
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "{{\"level\":\"warn\",\"message\":\"standard output is not being read: \
+                             log lines are dropped and counted in telemetry_log_lines_dropped_total \
+                             until it is (said once)\"}}"
+                        );
+                    });
+            }
             return;
         }
         let was_empty = buffer.lines.is_empty();
@@ -108,18 +124,25 @@ impl JsonLines {
 }
 
 impl Writer {
-    /// Writes what is buffered, then stops the thread; later lines are written directly.
+    /// Writes what is buffered and stops the thread, waiting for stdout at most
+    /// [`CLOSE_TIMEOUT`]; lines logged after it are dropped.
     pub(crate) fn close(self) {
-        self.shared.lock().closed = true;
+        let buffer = {
+            let mut buffer = self.shared.lock();
+            buffer.closed = true;
+            buffer
+        };
         self.shared.filled.notify_one();
-        self.shared.drained.notify_all();
-        let _ = self.thread.join();
+        let _ = self
+            .shared
+            .finished
+            .wait_timeout_while(buffer, CLOSE_TIMEOUT, |b| !b.done);
     }
 }
 
 fn write_lines(shared: &Shared) {
     let stdout = std::io::stdout();
-    let mut spare = Vec::with_capacity(64 * 1024);
+    let mut spare = Vec::with_capacity(SPARE_CAPACITY);
     loop {
         let mut buffer = shared.lock();
         while buffer.lines.is_empty() && !buffer.closed {
@@ -129,15 +152,22 @@ fn write_lines(shared: &Shared) {
                 .unwrap_or_else(|e| e.into_inner());
         }
         if buffer.lines.is_empty() {
+            buffer.done = true;
+            drop(buffer);
+            shared.finished.notify_all();
             return;
+        }
+        if buffer.lines.len() < BUFFER_LIMIT / 2 {
+            buffer.dropping = false;
         }
         std::mem::swap(&mut buffer.lines, &mut spare);
         drop(buffer);
-        shared.drained.notify_all();
         // A closed stdout must not take the service down; the lines are lost either way.
         let mut out = stdout.lock();
         let _ = out.write_all(&spare).and_then(|()| out.flush());
         spare.clear();
+        // A burst leaves a large buffer behind; give it back rather than keep it for good.
+        spare.shrink_to(SPARE_CAPACITY);
     }
 }
 

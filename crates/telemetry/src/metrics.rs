@@ -2,11 +2,13 @@
 //!
 //! Each service owns one [`prometheus::Registry`] (not the process-global one), so two services
 //! started in one test process keep separate numbers; services register their metrics in it with
-//! [`counter_vec`], [`histogram`] and friends.
+//! [`counter_vec`], [`histogram`] and friends. Every registry also shows what the telemetry itself
+//! lost: `telemetry_spans_dropped_total{reason}` and `telemetry_log_lines_dropped_total`, which
+//! belong to the process.
 
 use prometheus::{
-    Encoder as _, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder as _, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, Opts, Registry, TextEncoder,
 };
 
 /// Latency buckets in seconds: fine below 10 ms (a zero-delay roll), coarse up to the 1 s default
@@ -15,7 +17,8 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// A fresh registry holding this process's CPU, memory and file-descriptor metrics.
+/// A fresh registry holding this process's CPU, memory and file-descriptor metrics, and what its
+/// telemetry dropped.
 pub fn registry() -> Registry {
     let registry = Registry::new();
     #[cfg(target_os = "linux")]
@@ -24,7 +27,48 @@ pub fn registry() -> Registry {
             prometheus::process_collector::ProcessCollector::for_self(),
         ))
         .expect("the process collector is registered once per registry");
+    let (spans, lines) = losses();
     registry
+        .register(Box::new(spans.clone()))
+        .expect("registered once per registry");
+    registry
+        .register(Box::new(lines.clone()))
+        .expect("registered once per registry");
+    registry
+}
+
+/// The process's telemetry losses.
+fn losses() -> &'static (IntCounterVec, IntCounter) {
+    static LOSSES: std::sync::OnceLock<(IntCounterVec, IntCounter)> = std::sync::OnceLock::new();
+    LOSSES.get_or_init(|| {
+        let spans = IntCounterVec::new(
+            Opts::new(
+                "telemetry_spans_dropped_total",
+                "Spans this process dropped instead of exporting, by why: queue_full or export_failed.",
+            ),
+            &["reason"],
+        )
+        .expect("valid counter");
+        for reason in ["queue_full", "export_failed"] {
+            spans.with_label_values(&[reason]);
+        }
+        let lines = IntCounter::new(
+            "telemetry_log_lines_dropped_total",
+            "Log lines dropped because standard output was not being read fast enough.",
+        )
+        .expect("valid counter");
+        (spans, lines)
+    })
+}
+
+/// Counts spans dropped for `reason`.
+pub(crate) fn spans_dropped(reason: &str) -> IntCounter {
+    losses().0.with_label_values(&[reason])
+}
+
+/// Counts log lines dropped.
+pub(crate) fn log_lines_dropped() -> &'static IntCounter {
+    &losses().1
 }
 
 /// The registry in the Prometheus text exposition format.

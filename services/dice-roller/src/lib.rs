@@ -1,8 +1,9 @@
 //! The dice-roller: rolls dice whose specifications it fetches from the die-service.
 //!
 //! `GET /roll` fetches one spec and rolls once. `GET /roll-async` fetches the spec once (or, with
-//! `fetch=each`, once per roll) and then runs `times` rolls as concurrent tokio tasks, each in its
-//! own `roll` span under the request's server span, so a trace shows them side by side
+//! `fetch=each`, once per roll) and then runs `times` rolls at once, polled together in the
+//! request's task, each in its own `roll` span under the request's server span, so a trace shows
+//! them side by side
 //! ([`rolling`]). Each roll waits its simulated delay on a timer, never blocking a thread. Every
 //! way a roll request can fail is a [`rolling::RollError`], mapped to its status in one place. The
 //! roller owns the `sequential` fault switch (the lab guide's bug hunt), which rolls a batch one
@@ -20,12 +21,10 @@ use lab_http::client::Upstream;
 use lab_http::faults::{FaultSettings, Switch};
 use lab_http::reply::raw_query;
 use lab_http::runner::StartError;
-use lab_http::server::Server;
+use lab_http::server::{ConnectionSettings, Routes, Server};
 use parts::Part;
 use serde::Serialize;
 use warp::Filter as _;
-use warp::filters::BoxedFilter;
-use warp::reply::Response;
 
 pub use rolling::DelayRange;
 
@@ -51,10 +50,20 @@ pub struct Settings {
     /// How long a die-service call may take before the roller answers 504.
     #[arg(long, env = "DIE_SERVICE_TIMEOUT_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
     pub die_service_timeout_ms: u64,
+    /// Most rolls running at once, over all requests; a request that would pass it gets a 503
+    /// with Retry-After.
+    #[arg(long, env = "MAX_ROLLS_IN_FLIGHT", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_rolls_in_flight: u32,
+    /// Most calls to the die-service under way at once (each holds a connection); more wait for
+    /// their turn within the time-out.
+    #[arg(long, env = "MAX_DIE_SERVICE_CALLS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_die_service_calls: u32,
     /// Fault: roll a batch one roll at a time, awaiting each before the next starts (the bug of
     /// the lab guide's bug hunt; also a run-time switch).
     #[arg(long, env = "ROLL_SEQUENTIAL")]
     pub sequential: bool,
+    #[command(flatten)]
+    pub connections: ConnectionSettings,
     #[command(flatten)]
     pub faults: FaultSettings,
 }
@@ -72,11 +81,17 @@ pub async fn run(settings: Settings) -> std::process::ExitCode {
 
 /// Binds the server.
 pub async fn build(settings: &Settings) -> Result<Server, StartError> {
-    Ok(Server::bind(settings.listen, routes(settings)?).await?)
+    Ok(Server::bind(settings.listen, routes(settings)?, &settings.connections).await?)
 }
 
 /// Every route of the service, with its own metrics registry.
-pub fn routes(settings: &Settings) -> Result<BoxedFilter<(Response,)>, StartError> {
+pub fn routes(settings: &Settings) -> Result<Routes, StartError> {
+    if settings.max_times > settings.max_rolls_in_flight {
+        return Err(StartError::Settings(format!(
+            "--max-times ({}) must be at most --max-rolls-in-flight ({}): a batch that large could never run",
+            settings.max_times, settings.max_rolls_in_flight
+        )));
+    }
     let sequential = Switch::new("sequential", settings.sequential);
     let app = App::new(SERVICE.name, &settings.faults, vec![sequential.clone()]);
     let die_service = Upstream::new(
@@ -84,12 +99,14 @@ pub fn routes(settings: &Settings) -> Result<BoxedFilter<(Response,)>, StartErro
         &settings.die_service_url,
         Duration::from_millis(settings.die_service_timeout_ms),
     )?
-    .with_metrics(app.registry());
+    .with_metrics(app.registry())
+    .with_limit(settings.max_die_service_calls as usize);
     let roller = rolling::Roller::new(
         die_service,
         settings.max_times,
         settings.roll_delay_ms,
         sequential,
+        settings.max_rolls_in_flight,
         app.registry(),
     );
 
@@ -109,7 +126,7 @@ pub fn routes(settings: &Settings) -> Result<BoxedFilter<(Response,)>, StartErro
             async move { roller.roll_async(&query).await }
         });
     Ok(app
-        .api_route("/roll", roll)
-        .api_route("/roll-async", roll_async)
-        .into_filter())
+        .api_route_with_query("/roll", roll)
+        .api_route_with_query("/roll-async", roll_async)
+        .into_routes())
 }

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dice::{DieSpec, Roll};
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
 use lab_http::client::{Upstream, UpstreamError};
 use lab_http::faults::Switch;
 use lab_http::reply::{ErrorStatus, result};
@@ -20,7 +22,7 @@ use prometheus::{Histogram, IntCounterVec, IntGauge, Registry};
 use rand::Rng as _;
 use serde::{Serialize, Serializer};
 use telemetry::metrics;
-use tokio::task::JoinSet;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument as _;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
@@ -93,8 +95,9 @@ pub(crate) enum RollError {
     /// The one roll of `/roll` failed, as the die's error rate says it sometimes does.
     #[error("die '{die}' failed")]
     Failed { die: String },
-    #[error("a roll task stopped: {0}")]
-    TaskStopped(String),
+    /// Rolling these would pass the most rolls the roller runs at once.
+    #[error("the dice-roller is running its most rolls at once ({limit}); try again in a second")]
+    Busy { limit: u32 },
 }
 
 impl ErrorStatus for RollError {
@@ -103,7 +106,16 @@ impl ErrorStatus for RollError {
             Self::BadQuery(_) => StatusCode::BAD_REQUEST,
             Self::UnknownDie(_) => StatusCode::NOT_FOUND,
             Self::DieService(error) => error.status(),
-            Self::Failed { .. } | Self::TaskStopped(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Failed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn retry_after(&self) -> Option<u32> {
+        match self {
+            Self::Busy { .. } => Some(1),
+            Self::DieService(error) => error.retry_after(),
+            _ => None,
         }
     }
 }
@@ -132,6 +144,9 @@ struct Inner {
     max_times: u32,
     default_delay: DelayRange,
     sequential: Switch,
+    /// A turn per roll that may run at once, and their number.
+    budget: Arc<Semaphore>,
+    max_rolls: u32,
     rolls: IntCounterVec,
     results: IntCounterVec,
     batch_size: Histogram,
@@ -144,6 +159,7 @@ impl Roller {
         max_times: u32,
         default_delay: DelayRange,
         sequential: Switch,
+        max_rolls: u32,
         registry: &Registry,
     ) -> Self {
         Self(Arc::new(Inner {
@@ -151,6 +167,8 @@ impl Roller {
             max_times,
             default_delay,
             sequential,
+            budget: Arc::new(Semaphore::new(max_rolls as usize)),
+            max_rolls,
             rolls: metrics::counter_vec(
                 registry,
                 "dice_rolls_total",
@@ -184,6 +202,7 @@ impl Roller {
 
     async fn roll_one(&self, query: &str) -> Result<OneRoll, RollError> {
         let query = RollQuery::parse(query).map_err(RollError::BadQuery)?;
+        let _turn = self.turns(1)?;
         let spec = self.fetch_spec(&query.die).await?;
         let span = roll_span(&query.die, None);
         match self
@@ -219,39 +238,39 @@ impl Roller {
         })
     }
 
-    /// Runs `query.times` rolls as concurrent tasks; `None` marks a failed roll. With the
-    /// `sequential` fault switch on, each roll is awaited before the next one starts.
+    /// Turns for `rolls` rolls, at once or not at all: past the most rolls at once, the request
+    /// is refused at once rather than queued.
+    fn turns(&self, rolls: u32) -> Result<OwnedSemaphorePermit, RollError> {
+        self.0
+            .budget
+            .clone()
+            .try_acquire_many_owned(rolls)
+            .map_err(|_| RollError::Busy {
+                limit: self.0.max_rolls,
+            })
+    }
+
+    /// Runs `query.times` rolls at once; `None` marks a failed roll. With the `sequential` fault
+    /// switch on, each roll is awaited before the next one starts.
     async fn roll_many(&self, query: &RollAsyncQuery) -> Result<Vec<Option<i64>>, RollError> {
-        let die: Arc<str> = query.die.as_str().into();
+        let die = query.die.as_str();
         let once = match query.fetch {
-            Fetch::Once => Some(Arc::new(self.fetch_spec(&die).await?)),
+            Fetch::Once => Some(Arc::new(self.fetch_spec(die).await?)),
             Fetch::Each => None,
         };
-        let request_span = tracing::Span::current();
-        let roll = |index: usize| {
-            let roller = self.clone();
-            let die = die.clone();
-            let once = once.clone();
-            let request_span = request_span.clone();
-            async move {
-                let spec = match once {
-                    Some(spec) => spec,
-                    // Each roll's own fetch hangs off the request span, beside the roll spans.
-                    None => Arc::new(
-                        roller
-                            .fetch_spec(&die)
-                            .instrument(request_span.clone())
-                            .await?,
-                    ),
-                };
-                let span = roll_span(&die, Some(index));
-                let _ = span.set_parent(request_span.context());
-                let roll = roller
-                    .roll_once(&die, &spec, Mode::Async, Some(index))
-                    .instrument(span)
-                    .await;
-                Ok::<_, RollError>((index, roll))
-            }
+        let once = &once;
+        // A roll runs inside the request's span, so its own span (and its fetch, with
+        // `fetch=each`) is a child of the request's.
+        let roll = |index: usize| async move {
+            let spec = match once {
+                Some(spec) => spec.clone(),
+                None => Arc::new(self.fetch_spec(die).await?),
+            };
+            let roll = self
+                .roll_once(die, &spec, Mode::Async, Some(index))
+                .instrument(roll_span(die, Some(index)))
+                .await;
+            Ok::<_, RollError>((index, roll))
         };
         let mut rolls = vec![None; query.times as usize];
         let mut record = |(index, roll): (usize, Roll)| {
@@ -266,17 +285,13 @@ impl Roller {
             }
             return Ok(rolls);
         }
-        let mut tasks = JoinSet::new();
-        for index in 0..query.times as usize {
-            tasks.spawn(roll(index));
-        }
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(Ok(done)) => record(done),
-                // The first failed fetch decides the answer; dropping the set stops the others.
-                Ok(Err(refusal)) => return Err(refusal),
-                Err(error) => return Err(RollError::TaskStopped(error.to_string())),
-            }
+        // All the rolls at once, polled together in this request's task, as asyncio's `gather`
+        // runs coroutines: each waits on its own timer, none blocks another, and a roll costs no
+        // task of its own.
+        let mut pending: FuturesUnordered<_> = (0..query.times as usize).map(roll).collect();
+        while let Some(done) = pending.next().await {
+            // The first failed fetch decides the answer; dropping the rest stops them.
+            record(done?);
         }
         Ok(rolls)
     }
@@ -335,13 +350,17 @@ impl Roller {
         Duration::from_millis(rand::rng().random_range(min..=max))
     }
 
-    /// `GET /dice/{die}` on the die-service, as a checked spec or why there is none.
+    /// `GET /dice/{die}` on the die-service, as a checked spec or why there is none. A name no
+    /// die can have is unknown without asking.
     async fn fetch_spec(&self, die: &str) -> Result<DieSpec, RollError> {
-        let path = format!(
-            "dice/{}",
-            percent_encoding::utf8_percent_encode(die, percent_encoding::NON_ALPHANUMERIC)
-        );
-        let answer = self.0.die_service.get(&path).await?;
+        if !dice::is_valid_type(die) {
+            return Err(RollError::UnknownDie(format!(
+                "unknown die '{}': {}",
+                quote(die),
+                dice::TYPE_RULE
+            )));
+        }
+        let answer = self.0.die_service.get(&["dice", die], None).await?;
         match answer.status {
             StatusCode::OK => parse_spec(&answer.body).map_err(|detail| {
                 RollError::DieService(UpstreamError::Invalid {
@@ -375,16 +394,9 @@ fn roll_span(die: &str, index: Option<usize>) -> tracing::Span {
 
 /// The spec in a die-service answer, checked as the die-service checks its file.
 fn parse_spec(body: &[u8]) -> Result<DieSpec, String> {
-    let mut value: serde_json::Value =
+    let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
-    if let Some(object) = value.as_object_mut() {
-        object.remove("type");
-    }
-    let spec: DieSpec =
-        serde_json::from_value(value).map_err(|e| format!("not a die specification: {e}"))?;
-    spec.validate()
-        .map_err(|(field, problem)| format!("field '{field}' {problem}"))?;
-    Ok(spec)
+    DieSpec::from_json(&value, &["type"]).map_err(|e| e.to_string())
 }
 
 /// The `error` sentence of an error body.

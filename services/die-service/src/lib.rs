@@ -17,13 +17,12 @@ use dice::{Catalog, DieSpec, LoadError};
 use lab_http::app::App;
 use lab_http::faults::FaultSettings;
 use lab_http::reply::{ErrorStatus, json, result};
-use lab_http::server::{BindError, Server};
+use lab_http::server::{BindError, ConnectionSettings, Routes, Server};
 use parts::Part;
 use prometheus::IntCounterVec;
 use serde::Serialize;
 use telemetry::metrics;
 use warp::Filter as _;
-use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
@@ -37,6 +36,8 @@ pub struct Settings {
     /// The dice file; the built-in dice.json when unset.
     #[arg(long, env = "DICE_FILE")]
     pub dice_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub connections: ConnectionSettings,
     #[command(flatten)]
     pub faults: FaultSettings,
 }
@@ -69,7 +70,12 @@ pub async fn build(settings: &Settings) -> Result<Server, StartError> {
         file = %settings.dice_file.as_ref().map_or(dice_file::BUILT_IN_NAME.into(), |p| p.display().to_string()),
         "dice loaded"
     );
-    Ok(Server::bind(settings.listen, routes(catalog, &settings.faults)).await?)
+    Ok(Server::bind(
+        settings.listen,
+        routes(catalog, &settings.faults),
+        &settings.connections,
+    )
+    .await?)
 }
 
 struct State {
@@ -78,7 +84,7 @@ struct State {
 }
 
 /// Every route of the service, with its own metrics registry.
-pub fn routes(catalog: Catalog, faults: &FaultSettings) -> BoxedFilter<(Response,)> {
+pub fn routes(catalog: Catalog, faults: &FaultSettings) -> Routes {
     let app = App::new(SERVICE.name, faults, Vec::new());
     let registry = app.registry();
     metrics::int_gauge(
@@ -94,11 +100,10 @@ pub fn routes(catalog: Catalog, faults: &FaultSettings) -> BoxedFilter<(Response
         &["die_type", "value"],
     );
     for (die_type, spec) in &catalog {
-        for face in spec.distinct_faces() {
-            let carrying = spec.faces.iter().filter(|&&f| f == face).count();
+        for (face, share) in spec.face_shares() {
             face_ratio
                 .with_label_values(&[die_type.as_str(), &face.to_string()])
-                .set(carrying as f64 / spec.faces.len() as f64);
+                .set(share);
         }
     }
     let state = Arc::new(State {
@@ -124,7 +129,7 @@ pub fn routes(catalog: Catalog, faults: &FaultSettings) -> BoxedFilter<(Response
     });
     app.api_route("/dice", list)
         .api_route("/dice/{type}", one)
-        .into_filter()
+        .into_routes()
 }
 
 /// A die with its type, as both routes return it.

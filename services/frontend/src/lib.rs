@@ -21,14 +21,13 @@ use lab_http::client::{Upstream, UpstreamError};
 use lab_http::faults::FaultSettings;
 use lab_http::reply::{ErrorStatus, json, json_error, raw_query};
 use lab_http::runner::StartError;
-use lab_http::server::Server;
+use lab_http::server::{ConnectionSettings, Routes, Server};
 use parts::Part;
 use prometheus::IntCounterVec;
 use serde::Serialize;
 use serde_json::Value;
 use telemetry::metrics;
 use warp::Filter as _;
-use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::{Reply as _, Response};
 
@@ -55,6 +54,8 @@ pub struct Settings {
     #[arg(long, env = "UPSTREAM_TIMEOUT_MS", default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub upstream_timeout_ms: u64,
     #[command(flatten)]
+    pub connections: ConnectionSettings,
+    #[command(flatten)]
     pub faults: FaultSettings,
 }
 
@@ -74,7 +75,7 @@ pub async fn run(settings: Settings) -> std::process::ExitCode {
 
 /// Binds the server.
 pub async fn build(settings: &Settings) -> Result<Server, StartError> {
-    Ok(Server::bind(settings.listen, routes(settings)?).await?)
+    Ok(Server::bind(settings.listen, routes(settings)?, &settings.connections).await?)
 }
 
 struct State {
@@ -86,7 +87,7 @@ struct State {
 }
 
 /// Every route of the service, with its own metrics registry.
-pub fn routes(settings: &Settings) -> Result<BoxedFilter<(Response,)>, StartError> {
+pub fn routes(settings: &Settings) -> Result<Routes, StartError> {
     let app = App::new(SERVICE.name, &settings.faults, Vec::new());
     let timeout = Duration::from_millis(settings.upstream_timeout_ms);
     let actions = metrics::counter_vec(
@@ -118,29 +119,29 @@ pub fn routes(settings: &Settings) -> Result<BoxedFilter<(Response,)>, StartErro
         .and(with_state())
         .map(|state: Arc<State>| async move {
             state.actions.with_label_values(&["list_dice"]).inc();
-            relay(&state.die_service, "dice").await
+            relay(&state.die_service, &["dice"], None).await
         });
     let roll = warp::path!("api" / "roll")
         .and(with_state())
         .and(raw_query())
         .map(|state: Arc<State>, query: String| async move {
             state.actions.with_label_values(&["roll_once"]).inc();
-            relay(&state.dice_roller, &format!("roll?{query}")).await
+            relay(&state.dice_roller, &["roll"], Some(&query)).await
         });
     let roll_async = warp::path!("api" / "roll-async")
         .and(with_state())
         .and(raw_query())
         .map(|state: Arc<State>, query: String| async move {
             state.actions.with_label_values(&["roll_multiple"]).inc();
-            relay(&state.dice_roller, &format!("roll-async?{query}")).await
+            relay(&state.dice_roller, &["roll-async"], Some(&query)).await
         });
     Ok(app
         .route("/", index)
         .route("/assets/{file}", asset)
         .api_route("/api/dice", dice)
-        .api_route("/api/roll", roll)
-        .api_route("/api/roll-async", roll_async)
-        .into_filter())
+        .api_route_with_query("/api/roll", roll)
+        .api_route_with_query("/api/roll-async", roll_async)
+        .into_routes())
 }
 
 /// The page, rendered with the dice the die-service lists (or with why it could not).
@@ -168,7 +169,10 @@ async fn index(state: &State) -> Response {
 }
 
 async fn list_dice(die_service: &Upstream) -> Result<Vec<Die>, String> {
-    let answer = die_service.get("dice").await.map_err(|e| e.to_string())?;
+    let answer = die_service
+        .get(&["dice"], None)
+        .await
+        .map_err(|e| e.to_string())?;
     if answer.status != StatusCode::OK {
         return Err(format!("the die-service answered {}", answer.status));
     }
@@ -207,9 +211,9 @@ fn asset(name: &str) -> Response {
 }
 
 /// Passes a GET on to `upstream` and answers with its status and JSON body plus `trace_id`.
-async fn relay(upstream: &Upstream, path_and_query: &str) -> Response {
+async fn relay(upstream: &Upstream, path: &[&str], query: Option<&str>) -> Response {
     let trace_id = telemetry::current_trace_id();
-    let mut body = match upstream.get(path_and_query).await {
+    let mut body = match upstream.get(path, query).await {
         Ok(answer) => match serde_json::from_slice::<Value>(&answer.body) {
             Ok(Value::Object(body)) => (answer.status, body),
             _ => upstream_failed(UpstreamError::Invalid {

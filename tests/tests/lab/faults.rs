@@ -58,6 +58,7 @@ async fn an_error_rate_at_start_up_fails_the_die_service_and_the_roller_says_502
     let dice = die_service_with(die_service::Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
         dice_file: None,
+        connections: Default::default(),
         faults: FaultSettings {
             error_rate: 1.0,
             ..FaultSettings::default()
@@ -165,6 +166,7 @@ async fn bad_changes_are_refused_and_change_nothing() {
         ),
         (r#"{"latency": 100}"#, 400, "unknown field `latency`"),
         ("not json", 400, "the body must be a JSON object"),
+        ("[300, 0.25, null]", 400, "the body must be a JSON object"),
         ("", 400, "the body must be a JSON object"),
     ];
     for (body, status, message) in cases {

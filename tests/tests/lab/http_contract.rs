@@ -370,18 +370,19 @@ async fn metrics_count_known_traffic_and_pass_promtool() {
     assert_eq!(v("async_roll_batch_size_count", &[]), Some(2.0));
     assert_eq!(v("async_roll_batch_size_sum", &[]), Some(9.0));
     assert_eq!(v("async_rolls_in_progress", &[]), Some(0.0));
-    // 3 + 1 + 4 (fetch=each) + 2 specs fetched; 6 unknown dice asked for.
+    // 3 + 1 + 4 (fetch=each) + 2 specs fetched; 'garbage-die' asked for twice. The other two
+    // garbage names are no die's name at all, so the roller refuses them without asking.
     assert_eq!(
         v("die_service_requests_total", &[("status", "200")]),
         Some(10.0)
     );
     assert_eq!(
         v("die_service_requests_total", &[("status", "404")]),
-        Some(6.0)
+        Some(2.0)
     );
     assert_eq!(
         v("die_service_request_duration_seconds_count", &[]),
-        Some(16.0)
+        Some(12.0)
     );
     assert_eq!(
         v(
@@ -461,7 +462,7 @@ async fn metrics_count_known_traffic_and_pass_promtool() {
                 ("status", "404")
             ]
         ),
-        Some(6.0)
+        Some(2.0)
     );
 
     for (service, samples) in [("roller", &m), ("die-service", &d)] {
@@ -533,6 +534,7 @@ async fn the_frontend_api_passes_answers_and_errors_through() {
         ("/api/roll?die=doomed", 500, "die 'doomed' failed"),
         ("/api/nothing", 404, "no route for /api/nothing"),
         ("/assets/nothing.js", 404, "no asset named 'nothing.js'"),
+        ("/api/dice?x=1", 400, "/api/dice takes no query parameters"),
     ] {
         let (got, body) = front.get(path).await;
         assert_eq!(got, status, "{path}: {body}");
@@ -640,5 +642,79 @@ async fn frontend_metrics_count_actions_and_pass_promtool() {
             &[("handler", "/"), ("method", "GET"), ("status", "200")]
         ),
         Some(1.0)
+    );
+}
+
+/// Names no die can have (`.`, `..`, encoded or not, a slash, a space) are unknown dice on every
+/// route: a 404, never a 5xx, and no upstream call leaves their path.
+#[tokio::test]
+async fn names_that_are_no_die_are_unknown_dice_everywhere() {
+    let (_dice, _roller, front) = chain().await;
+    for die in [
+        ".",
+        "..",
+        "%2e",
+        "%2E%2E",
+        "%2F",
+        "a%2Fb",
+        "a%20b",
+        "%20",
+        "fair%2F..",
+        "x%00",
+    ] {
+        for path in [
+            format!("/api/roll?die={die}"),
+            format!("/api/roll-async?die={die}&times=2"),
+            format!("/api/roll-async?die={die}&times=2&fetch=each"),
+        ] {
+            let (status, body) = front.get(&path).await;
+            assert!(
+                status == 404
+                    || (status == 400
+                        && body["error"]
+                            == "die is required, for example ?die=fair (GET /dice on the die-service lists them)"),
+                "{path}: {status} {body}"
+            );
+            if status == 404 {
+                assert!(
+                    body["error"].as_str().unwrap().starts_with("unknown die '"),
+                    "{path}: {body}"
+                );
+            }
+        }
+    }
+}
+
+/// Routes that take no parameters say so, on every service; the page, its assets, `/healthz` and
+/// `/metrics` ignore a query, as browsers and scrapers may send one.
+#[tokio::test]
+async fn unknown_parameters_are_refused_on_the_api() {
+    let (dice, roller, front) = chain().await;
+    for (service, path) in [
+        (&dice, "/dice?x=1"),
+        (&dice, "/dice/fair?x=1"),
+        (&dice, "/admin/faults?x=1"),
+        (&roller, "/admin/faults?x=1"),
+        (&front, "/api/dice?x=1"),
+        (&front, "/admin/faults?x=1"),
+    ] {
+        let (status, body) = service.get(path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .ends_with("takes no query parameters"),
+            "{path}: {body}"
+        );
+    }
+    for (service, path) in [(&dice, "/healthz?probe=1"), (&front, "/healthz?x")] {
+        assert_eq!(service.get(path).await.0, 200, "{path}");
+    }
+    assert!(
+        front
+            .get_text("/?utm_source=x")
+            .await
+            .contains("Roll Multiple")
     );
 }

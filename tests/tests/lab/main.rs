@@ -4,6 +4,7 @@
 
 mod backend_configs;
 mod browser;
+mod connections;
 mod docs;
 mod faults;
 mod fuzz;

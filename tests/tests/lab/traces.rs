@@ -7,6 +7,7 @@ use lab_tests::fixtures::{TEST_DICE, dice_file, traceparent};
 use lab_tests::http::Target as _;
 use lab_tests::otlp::{Receiver, StatusCode};
 use lab_tests::process::Service;
+use lab_tests::prom;
 use lab_tests::trace::{
     Trace, assert_resource, assert_roll_async, assert_roll_sync, max_concurrency, total_duration_ns,
 };
@@ -42,12 +43,11 @@ impl Lab {
         )
         .await;
         let url = die_service.url();
-        let mut args = vec![
-            "--die-service-url",
-            url.as_str(),
-            "--roll-delay-ms",
-            "20..80",
-        ];
+        let mut args = vec!["--die-service-url", url.as_str()];
+        // Rolls take 20 to 80 ms unless a test says otherwise.
+        if !roller_args.contains(&"--roll-delay-ms") {
+            args.extend_from_slice(&["--roll-delay-ms", "20..80"]);
+        }
         args.extend_from_slice(roller_args);
         let mut env = otel.to_vec();
         env.extend_from_slice(roller_env);
@@ -400,6 +400,164 @@ async fn no_collector_costs_one_warning_and_no_requests() {
         "one warning, not one per batch: {warnings:#?}"
     );
     assert_eq!(warnings[0]["endpoint"], format!("{closed}/v1/traces"));
+    // It says why, and every lost span is counted.
+    let said = warnings[0]["message"].as_str().unwrap();
+    assert!(
+        said.contains(warnings[0]["error"].as_str().unwrap()),
+        "{said}"
+    );
+    let lost = prom::value(
+        &roller.metrics().await,
+        "telemetry_spans_dropped_total",
+        &[("reason", "export_failed")],
+    )
+    .unwrap();
+    assert!(lost >= 7.0, "{lost} spans counted as lost");
+}
+
+/// More spans than the queue in front of the exporter holds: the excess is dropped, counted and
+/// said once, with the setting that sizes the queue; every span is either exported or counted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_span_queue_drops_counted_spans_and_says_so_once() {
+    let mut lab = Lab::start_with(
+        &["--max-times", "1000", "--roll-delay-ms", "0"],
+        &[
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "64"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "2000"),
+        ],
+    )
+    .await;
+    let (trace_id, _, status, _) = lab.get("/roll-async?die=fair&times=1000").await;
+    assert_eq!(status, 200);
+    let dropped = prom::value(
+        &lab.roller.metrics().await,
+        "telemetry_spans_dropped_total",
+        &[("reason", "queue_full")],
+    )
+    .unwrap();
+    assert!(lab.roller.terminate().await.success());
+    let warnings: Vec<Value> = lab
+        .roller
+        .logs()
+        .into_iter()
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("OTEL_BSP_MAX_QUEUE_SIZE"))
+        })
+        .collect();
+    assert_eq!(warnings.len(), 1, "said once: {warnings:#?}");
+    assert_eq!(warnings[0]["level"], "warn");
+    // The roller's spans of the request: its server span, its call, 1000 rolls.
+    let exported = lab
+        .receiver
+        .spans()
+        .iter()
+        .filter(|s| s.trace_id == trace_id && s.service() == "dice-roller")
+        .count();
+    assert!(dropped > 0.0, "nothing was dropped");
+    assert_eq!(
+        exported + dropped as usize,
+        1002,
+        "{exported} exported and {dropped} counted as dropped"
+    );
+}
+
+/// At SIGTERM the server stops waiting for a half-sent request at once, lets a request in progress
+/// run for its drain, then cuts it short: logged as that (not as a client's hang-up), its span
+/// ended with `error.type = server_shutdown`, and the service exits cleanly with its spans flushed.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_then_cuts_and_still_flushes() {
+    use tokio::io::AsyncWriteExt as _;
+
+    let mut lab = Lab::start(&[]).await;
+    let mut half_sent =
+        tokio::net::TcpStream::connect(lab.roller.url().trim_start_matches("http://"))
+            .await
+            .unwrap();
+    half_sent
+        .write_all(b"GET /roll?die=fair HTTP/1.1\r\nhost: x")
+        .await
+        .unwrap();
+    let stopping = std::time::Instant::now();
+    let exit = lab.roller.terminate().await;
+    assert!(exit.success(), "{exit}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(3),
+        "a half-sent request held the shutdown for {:?}",
+        stopping.elapsed()
+    );
+
+    let mut lab = Lab::start(&["--roll-delay-ms", "14000"]).await;
+    let url = format!("{}/roll?die=fair", lab.roller.url());
+    let (trace_id, _, header) = traceparent();
+    let request = tokio::spawn(async move {
+        reqwest::Client::new()
+            .get(url)
+            .header("traceparent", header)
+            .send()
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stopping = std::time::Instant::now();
+    let exit = lab.roller.terminate().await;
+    let took = stopping.elapsed();
+    assert!(exit.success(), "the roller ends by itself, cleanly: {exit}");
+    assert!(took >= lab_http::server::DRAIN_TIMEOUT, "{took:?}");
+    assert!(request.await.unwrap().is_err(), "the request was cut");
+    let cut = lab
+        .roller
+        .wait_for_logs(WAIT, 1, |l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("cut short by the server's shutdown"))
+        })
+        .await;
+    assert_eq!(cut[0]["status"], 503);
+    assert!(
+        !lab.roller.logs().iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("the client hung up"))),
+        "a cut request is not the client's hang-up"
+    );
+    let trace = lab
+        .receiver
+        .wait_for_trace(&trace_id, WAIT, |t| {
+            t.count("dice-roller", "GET /roll") == 1 && t.count("dice-roller", "roll") == 1
+        })
+        .await;
+    let server = trace.one("dice-roller", "GET /roll");
+    assert_eq!(server.attr("error.type"), &Value::from("server_shutdown"));
+    assert_eq!(server.status, StatusCode::Error);
+}
+
+/// A client that hangs up mid-request is no server error: nothing is logged at error level.
+#[tokio::test(flavor = "multi_thread")]
+async fn client_hang_ups_are_not_errors() {
+    let lab = Lab::start(&["--roll-delay-ms", "300"]).await;
+    let hasty = reqwest::Client::builder()
+        .timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    for _ in 0..20 {
+        assert!(
+            hasty
+                .get(format!("{}/roll-async?die=fair&times=3", lab.roller.url()))
+                .send()
+                .await
+                .is_err()
+        );
+    }
+    lab.roller
+        .wait_for_logs(WAIT, 20, |l| l["status"] == 499)
+        .await;
+    let errors: Vec<Value> = lab
+        .roller
+        .logs()
+        .into_iter()
+        .filter(|l| l["level"] == "error")
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
