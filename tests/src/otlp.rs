@@ -1,83 +1,26 @@
 //! An OTLP/HTTP (protobuf) trace receiver that keeps what it is sent.
 //!
-//! It listens on a free port (on 127.0.0.1 unless asked otherwise) and answers `POST /v1/traces` the way a collector does.
-//! Spans are flattened into [`Span`]s that carry their resource's `service.name`, so a test can ask
-//! for "every span of trace T" and build the tree with [`crate::trace::Trace`].
+//! It listens on a free port (on 127.0.0.1 unless asked otherwise) and answers `POST /v1/traces`
+//! the way a collector does. Spans are decoded by the lab's own [`traces::otlp`] into [`Span`]s
+//! that carry their resource's `service.name`, so a test can ask for "every span of trace T" and
+//! build the tree with [`Trace`].
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message as _;
-use serde_json::Value;
+use traces::otlp::{Encoding, decode};
 use warp::Filter as _;
 
-use crate::trace::Trace;
+pub use traces::{Kind, Span, Status as StatusCode, Trace};
+
 use crate::wait;
 
 /// How often the receiver is asked again for spans that have not arrived yet.
 const POLL: Duration = Duration::from_millis(50);
-
-/// One received span, with what a test asserts on.
-#[derive(Clone, Debug)]
-pub struct Span {
-    pub trace_id: String,
-    pub span_id: String,
-    /// Empty for a root span.
-    pub parent_span_id: String,
-    pub name: String,
-    pub kind: Kind,
-    /// Span attributes; strings, integers, doubles and booleans as JSON values.
-    pub attributes: BTreeMap<String, Value>,
-    /// The resource's attributes (`service.name`, `service.namespace`, ...).
-    pub resource: BTreeMap<String, Value>,
-    pub status: StatusCode,
-    pub status_message: String,
-    pub start_ns: u64,
-    pub end_ns: u64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Unspecified,
-    Internal,
-    Server,
-    Client,
-    Producer,
-    Consumer,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StatusCode {
-    Unset,
-    Ok,
-    Error,
-}
-
-impl Span {
-    /// The resource's `service.name`.
-    pub fn service(&self) -> &str {
-        self.resource
-            .get("service.name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-    }
-
-    /// An attribute, or `Value::Null` when absent.
-    pub fn attr(&self, key: &str) -> &Value {
-        self.attributes.get(key).unwrap_or(&Value::Null)
-    }
-
-    pub fn duration_ns(&self) -> u64 {
-        self.end_ns.saturating_sub(self.start_ns)
-    }
-}
 
 /// A running receiver. Dropping it stops the server.
 pub struct Receiver {
@@ -107,9 +50,9 @@ impl Receiver {
                 .and(warp::body::bytes())
                 .map(move |body: Bytes| {
                     *requests.lock().unwrap() += 1;
-                    match ExportTraceServiceRequest::decode(body) {
-                        Ok(request) => {
-                            spans.lock().unwrap().extend(flatten(request));
+                    match decode(&body, Encoding::Protobuf) {
+                        Ok(decoded) => {
+                            spans.lock().unwrap().extend(decoded);
                             warp::http::Response::builder()
                                 .header("content-type", "application/x-protobuf")
                                 .body(ExportTraceServiceResponse::default().encode_to_vec())
@@ -214,68 +157,4 @@ impl Receiver {
         .await
         .unwrap_or_else(|e| panic!("{e}"))
     }
-}
-
-fn flatten(request: ExportTraceServiceRequest) -> Vec<Span> {
-    let mut out = Vec::new();
-    for resource_spans in request.resource_spans {
-        let resource = resource_spans
-            .resource
-            .map(|r| attributes(r.attributes))
-            .unwrap_or_default();
-        for scope_spans in resource_spans.scope_spans {
-            for span in scope_spans.spans {
-                let status = span.status.unwrap_or_default();
-                out.push(Span {
-                    trace_id: hex(&span.trace_id),
-                    span_id: hex(&span.span_id),
-                    parent_span_id: hex(&span.parent_span_id),
-                    name: span.name,
-                    kind: match span.kind {
-                        1 => Kind::Internal,
-                        2 => Kind::Server,
-                        3 => Kind::Client,
-                        4 => Kind::Producer,
-                        5 => Kind::Consumer,
-                        _ => Kind::Unspecified,
-                    },
-                    attributes: attributes(span.attributes),
-                    resource: resource.clone(),
-                    status: match status.code {
-                        1 => StatusCode::Ok,
-                        2 => StatusCode::Error,
-                        _ => StatusCode::Unset,
-                    },
-                    status_message: status.message,
-                    start_ns: span.start_time_unix_nano,
-                    end_ns: span.end_time_unix_nano,
-                });
-            }
-        }
-    }
-    out
-}
-
-fn attributes(list: Vec<KeyValue>) -> BTreeMap<String, Value> {
-    list.into_iter()
-        .map(|kv| (kv.key, kv.value.map_or(Value::Null, value)))
-        .collect()
-}
-
-fn value(any: AnyValue) -> Value {
-    match any.value {
-        Some(any_value::Value::StringValue(s)) => Value::String(s),
-        Some(any_value::Value::BoolValue(b)) => Value::Bool(b),
-        Some(any_value::Value::IntValue(i)) => Value::from(i),
-        Some(any_value::Value::DoubleValue(d)) => Value::from(d),
-        Some(any_value::Value::ArrayValue(a)) => {
-            Value::Array(a.values.into_iter().map(value).collect())
-        }
-        Some(other) => Value::String(format!("{other:?}")),
-        None => Value::Null,
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,67 +1,31 @@
 //! Traces as trees, and the shapes the contract promises (docs/contract.md), asserted in one place.
 //!
-//! A [`Trace`] is the spans of one trace id. The `assert_*` functions check the contract's span
-//! names, kinds, parents and attributes and return the spans they found, so a test can go on to
-//! compare them with log lines or with a caller's span. Failures print the whole tree.
+//! A [`Trace`] (the lab's own, from the `traces` crate) is the spans of one trace id; [`Expect`]
+//! adds what tests ask of one. The `assert_*` functions check the contract's span names, kinds,
+//! parents and attributes and return the spans they found, so a test can go on to compare them
+//! with log lines or with a caller's span. Failures print the whole tree.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 
 use serde_json::Value;
 
+pub use crate::otlp::Trace;
 use crate::otlp::{Kind, Span, StatusCode};
 
-/// The spans of one trace.
-#[derive(Clone, Debug)]
-pub struct Trace {
-    spans: Vec<Span>,
+/// What the tests ask of a trace beyond the tree itself.
+pub trait Expect {
+    /// The one span of `service` named `name`; panics with the tree when there are none or more.
+    fn one(&self, service: &str, name: &str) -> &Span;
+
+    /// Whether every span of one successful roll request has arrived, so that assertions see the
+    /// whole tree and not a batch that is still on its way: one dice-roller SERVER span with
+    /// `fetches` calls to the die-service (each with its SERVER span) and `rolls` `roll` spans
+    /// and, when the request came `via_frontend`, the frontend's SERVER and CLIENT spans above it.
+    fn has_roll_request(&self, via_frontend: bool, rolls: usize, fetches: usize) -> bool;
 }
 
-impl Trace {
-    pub fn new(spans: Vec<Span>) -> Self {
-        Self { spans }
-    }
-
-    pub fn spans(&self) -> &[Span] {
-        &self.spans
-    }
-
-    pub fn len(&self) -> usize {
-        self.spans.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
-    }
-
-    /// Spans whose parent is not in the trace (normally one: the root).
-    pub fn roots(&self) -> Vec<&Span> {
-        self.spans
-            .iter()
-            .filter(|s| !self.spans.iter().any(|p| p.span_id == s.parent_span_id))
-            .collect()
-    }
-
-    pub fn children(&self, parent: &Span) -> Vec<&Span> {
-        let mut children: Vec<&Span> = self
-            .spans
-            .iter()
-            .filter(|s| s.parent_span_id == parent.span_id)
-            .collect();
-        children.sort_by_key(|s| s.start_ns);
-        children
-    }
-
-    /// Spans of `service` named `name`.
-    pub fn find(&self, service: &str, name: &str) -> Vec<&Span> {
-        self.spans
-            .iter()
-            .filter(|s| s.service() == service && s.name == name)
-            .collect()
-    }
-
-    /// The one span of `service` named `name`; panics with the tree when there are none or more.
-    pub fn one(&self, service: &str, name: &str) -> &Span {
+impl Expect for Trace {
+    fn one(&self, service: &str, name: &str) -> &Span {
         let found = self.find(service, name);
         assert!(
             found.len() == 1,
@@ -72,18 +36,9 @@ impl Trace {
         found[0]
     }
 
-    /// Counts spans of `service` named `name` (for "is the trace complete yet?").
-    pub fn count(&self, service: &str, name: &str) -> usize {
-        self.find(service, name).len()
-    }
-
-    /// Whether every span of one successful roll request has arrived, so that assertions see the
-    /// whole tree and not a batch that is still on its way: one dice-roller SERVER span with
-    /// `fetches` calls to the die-service (each with its SERVER span) and `rolls` `roll` spans
-    /// and, when the request came `via_frontend`, the frontend's SERVER and CLIENT spans above it.
-    pub fn has_roll_request(&self, via_frontend: bool, rolls: usize, fetches: usize) -> bool {
+    fn has_roll_request(&self, via_frontend: bool, rolls: usize, fetches: usize) -> bool {
         let servers = |service: &str| {
-            self.spans
+            self.spans()
                 .iter()
                 .filter(|s| s.service() == service && s.kind == Kind::Server)
                 .count()
@@ -93,32 +48,6 @@ impl Trace {
             && self.count("die-service", "GET /dice/{type}") == fetches
             && self.count("dice-roller", "roll") == rolls
             && (!via_frontend || (servers("frontend") == 1 && self.count("frontend", "GET") == 1))
-    }
-
-    /// The tree as indented text: service, kind, name, status and duration of every span.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        for root in self.roots() {
-            self.render_into(root, 0, &mut out);
-        }
-        out
-    }
-
-    fn render_into(&self, span: &Span, depth: usize, out: &mut String) {
-        let _ = writeln!(
-            out,
-            "{:indent$}{} {:?} '{}' {:?} {:.1} ms",
-            "",
-            span.service(),
-            span.kind,
-            span.name,
-            span.status,
-            span.duration_ns() as f64 / 1e6,
-            indent = depth * 2
-        );
-        for child in self.children(span) {
-            self.render_into(child, depth + 1, out);
-        }
     }
 }
 

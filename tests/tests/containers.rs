@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use lab_tests::containers::{self, REQUIRE_DOCKER};
 use lab_tests::otlp::{Receiver, StatusCode};
 use lab_tests::trace::{
-    Trace, assert_frontend_root, assert_roll_async, max_concurrency, total_duration_ns,
+    Expect as _, Trace, assert_frontend_root, assert_roll_async, max_concurrency, total_duration_ns,
 };
 use libtest_mimic::{Arguments, Failed, Trial};
 use parts::Part;

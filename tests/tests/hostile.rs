@@ -12,6 +12,7 @@ use lab_tests::fixtures::traceparent;
 use lab_tests::http::Target as _;
 use lab_tests::otlp::Receiver;
 use lab_tests::process::Service;
+use lab_tests::trace::Expect as _;
 use lab_tests::{prom, signal};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;

@@ -9,7 +9,7 @@ use lab_tests::browser::Browser;
 use lab_tests::http::Target as _;
 use lab_tests::otlp::Receiver;
 use lab_tests::process::Service;
-use lab_tests::trace::{assert_frontend_root, assert_resource, assert_roll_async};
+use lab_tests::trace::{Expect as _, assert_frontend_root, assert_resource, assert_roll_async};
 
 const WAIT: Duration = Duration::from_secs(20);
 

@@ -9,7 +9,8 @@ use lab_tests::otlp::{Receiver, StatusCode};
 use lab_tests::process::Service;
 use lab_tests::prom;
 use lab_tests::trace::{
-    Trace, assert_resource, assert_roll_async, assert_roll_sync, max_concurrency, total_duration_ns,
+    Expect as _, Trace, assert_resource, assert_roll_async, assert_roll_sync, max_concurrency,
+    total_duration_ns,
 };
 use serde_json::Value;
 
