@@ -133,6 +133,17 @@ pkgs.testers.runNixOSTest {
             return lines >= TIMES and services == {"frontend", "dice-roller", "die-service"}
         eventually("log lines of all three services with the trace id", services_logging)
 
+    with subtest("The frontend shows the trace and its log lines, read from Tempo and Loki"):
+        def page_trace():
+            trace = get(f"http://127.0.0.1:8400/api/traces/{trace_id}")
+            rolls = [span for span in trace.get("spans", []) if span["name"] == "roll"]
+            return len(rolls) == TIMES and trace["waiting_for"] == []
+        eventually(f"the frontend's waterfall data with {TIMES} roll rows", page_trace)
+        def page_logs():
+            lines = get(f"http://127.0.0.1:8400/api/traces/{trace_id}/logs")["lines"]
+            return len([line for line in lines if "roll_value" in line["fields"]]) == TIMES
+        eventually(f"the frontend's {TIMES} roll log lines", page_logs)
+
     with subtest("Prometheus counts the rolls"):
         eventually("dice_rolls_total to grow by N", lambda: rolls_total() >= before + TIMES)
   '';

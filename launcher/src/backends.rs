@@ -3,6 +3,8 @@
 //! The files under `observability/` and `dashboards/` are compiled in, so the launcher needs no
 //! checkout at run time, and written into the state directory before anything starts. A backend
 //! is started only if its program is on `PATH`; the others are listed with how to get them.
+//! Alloy, Tempo and Loki work as one chain (spans and logs in, traces and logs out), so unless all
+//! three are there, none of them starts and the lab's store takes their place and ports.
 
 use std::path::{Path, PathBuf};
 
@@ -50,16 +52,35 @@ const DASHBOARDS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Every backend found on PATH, configured under `state`, in start order; and those missing.
-pub fn plan(state: &Path) -> std::io::Result<(Vec<Component>, Vec<Part>)> {
+/// What `dice-lab up` starts besides the services.
+#[derive(Default)]
+pub struct Plan {
+    /// The backends found on PATH (and maybe the store), configured, in start order.
+    pub components: Vec<Component>,
+    /// The backends not on PATH.
+    pub missing: Vec<Part>,
+}
+
+/// Every backend found on PATH, configured under `state`, or the store in place of Alloy, Tempo
+/// and Loki when one of them is missing.
+pub fn plan(state: &Path) -> std::io::Result<Plan> {
     let mut found = Vec::new();
     let mut missing = Vec::new();
     for part in Part::BACKENDS {
-        let Some(program) = part.programs().iter().find_map(|p| which(p)) else {
-            missing.push(part);
-            continue;
-        };
-        found.push(match part {
+        match part.programs().iter().find_map(|p| which(p)) {
+            Some(program) => found.push((part, program)),
+            None => missing.push(part),
+        }
+    }
+    let store = Part::REPLACED_BY_STORE
+        .iter()
+        .any(|part| missing.contains(part));
+    if store {
+        found.retain(|(part, _)| !Part::REPLACED_BY_STORE.contains(part));
+    }
+    let mut components = Vec::new();
+    for (part, program) in found {
+        components.push(match part {
             Part::Prometheus => prometheus(state, program)?,
             Part::Loki => loki(state, program)?,
             Part::Tempo => tempo(state, program)?,
@@ -68,7 +89,15 @@ pub fn plan(state: &Path) -> std::io::Result<(Vec<Component>, Vec<Part>)> {
             service => unreachable!("{service} is no backend"),
         });
     }
-    Ok((found, missing))
+    if store {
+        components.push(
+            Component::own(Part::Store).with_env("STORE_LOG_DIR", state.join("logs/services")),
+        );
+    }
+    Ok(Plan {
+        components,
+        missing,
+    })
 }
 
 fn prometheus(state: &Path, program: PathBuf) -> std::io::Result<Component> {

@@ -26,8 +26,9 @@ impl Component {
         }
     }
 
-    /// A dice-lab service, run by this binary's hidden `serve` command on its default port.
-    pub fn service(part: Part) -> Self {
+    /// A dice-lab service, or the store, run by this binary's hidden `serve` command on its
+    /// default ports.
+    pub fn own(part: Part) -> Self {
         let program = std::env::current_exe().expect("the launcher knows where it is");
         Self {
             part,

@@ -3,7 +3,8 @@
 //! `dice-lab up` starts the three services and every observability backend it finds on `PATH`,
 //! each with the project's own configuration in a state directory, waits until all are ready, and
 //! prints where to find them; Ctrl-C stops everything in order. `dice-lab load` sends a mixed
-//! stream of rolls, `dice-lab status` says what is up. The services run as child processes of this
+//! stream of rolls, `dice-lab status` says what is up, `dice-lab trace TRACE_ID` prints a click's
+//! trace and its log lines. The services run as child processes of this
 //! same binary (`dice-lab serve SERVICE`), so `cargo run -p dice-lab -- up` builds all that is
 //! needed.
 
@@ -28,6 +29,7 @@ mod backends;
 mod component;
 mod load;
 mod stack;
+mod trace;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,7 +47,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start the services and every backend found on PATH (alloy, loki, tempo, prometheus,
-    /// grafana); print their URLs; stop them all on Ctrl-C or SIGTERM.
+    /// grafana), or the lab's store in place of alloy, tempo and loki unless all three are there;
+    /// print their URLs; stop them all on Ctrl-C or SIGTERM.
     Up {
         /// Where configurations, data and each component's log file go.
         #[arg(long, env = "DICE_LAB_STATE_DIR", default_value = ".dice-lab")]
@@ -68,7 +71,18 @@ enum Command {
     },
     /// Show which components answer.
     Status,
-    /// Run one service in this process (used by `up`).
+    /// Print a trace as a text waterfall with its summary and log lines, from the frontend.
+    Trace {
+        /// The trace id the page (or an API answer) showed: 32 hexadecimal digits.
+        trace_id: String,
+        /// The frontend's base URL.
+        #[arg(long, env = "DICE_LAB_URL", default_value = "http://127.0.0.1:8400")]
+        url: String,
+        /// How long to wait for spans and log lines still on their way, e.g. 10s.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        wait: Duration,
+    },
+    /// Run one service, or the store, in this process (used by `up`).
     #[command(hide = true)]
     Serve {
         service: String,
@@ -95,6 +109,11 @@ fn main() -> ExitCode {
                 duration,
             } => load::run(&url, rate, duration).await,
             Command::Status => stack::status().await,
+            Command::Trace {
+                trace_id,
+                url,
+                wait,
+            } => trace::run(&url, &trace_id, wait).await,
             Command::Serve { service, args } => serve(&service, args).await,
         }
     })
@@ -107,6 +126,7 @@ async fn serve(service: &str, args: Vec<String>) -> ExitCode {
         Some(parts::Part::DieService) => die_service::run(Parser::parse_from(argv)).await,
         Some(parts::Part::DiceRoller) => dice_roller::run(Parser::parse_from(argv)).await,
         Some(parts::Part::Frontend) => frontend::run(Parser::parse_from(argv)).await,
+        Some(parts::Part::Store) => store::run(Parser::parse_from(argv)).await,
         _ => {
             eprintln!("dice-lab: no service named '{service}'");
             ExitCode::FAILURE

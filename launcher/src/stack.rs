@@ -28,7 +28,7 @@ const STOP_GRACE: Duration = lab_http::server::DRAIN_TIMEOUT
 
 /// The three services, in start order.
 fn services() -> Vec<Component> {
-    Part::SERVICES.into_iter().map(Component::service).collect()
+    Part::SERVICES.into_iter().map(Component::own).collect()
 }
 
 /// A started component.
@@ -53,8 +53,8 @@ async fn try_up(state: &Path, services_only: bool, started: Instant) -> Result<E
     let logs = state.join("logs");
     std::fs::create_dir_all(logs.join("services"))
         .map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
-    let (backends, missing) = if services_only {
-        (Vec::new(), Vec::new())
+    let plan = if services_only {
+        backends::Plan::default()
     } else {
         backends::plan(state).map_err(|e| {
             format!(
@@ -63,7 +63,8 @@ async fn try_up(state: &Path, services_only: bool, started: Instant) -> Result<E
             )
         })?
     };
-    let components: Vec<Component> = backends.into_iter().chain(services()).collect();
+    let missing = plan.missing;
+    let components: Vec<Component> = plan.components.into_iter().chain(services()).collect();
 
     let taken: Vec<String> = components
         .iter()
@@ -138,6 +139,13 @@ async fn try_up(state: &Path, services_only: bool, started: Instant) -> Result<E
             programs.join(", ")
         );
     }
+    if running.iter().any(|r| r.component.part == Part::Store) {
+        say!(
+            "  the lab's store stands in for {}: each click's trace and logs show in the page, \
+             and `dice-lab trace TRACE_ID` prints them",
+            Part::REPLACED_BY_STORE.map(Part::name).join(", ")
+        );
+    }
     if running.iter().any(|r| r.component.part == Part::Grafana) {
         say!(
             "  Grafana: anonymous viewing; the admin password is in {}",
@@ -153,7 +161,7 @@ async fn try_up(state: &Path, services_only: bool, started: Instant) -> Result<E
 }
 
 fn start(component: Component, logs: &Path) -> Result<Running, String> {
-    // Services write where Alloy's file source reads; backends beside them.
+    // Services write where Alloy's file source (or the store) reads; the others beside them.
     let dir = if component.part.is_service() {
         logs.join("services")
     } else {

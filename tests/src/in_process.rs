@@ -11,28 +11,34 @@ use lab_http::server::{ConnectionSettings, Server};
 
 /// A server running on a tokio task.
 pub struct Running {
-    addr: SocketAddr,
+    addrs: Vec<SocketAddr>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Running {
     pub async fn start(server: Server) -> Self {
-        let addr = server.local_addr();
+        let addrs = server.local_addrs();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(server.run(async move {
             let _ = stopped.await;
         }));
-        Self { addr, _stop: stop }
+        Self { addrs, _stop: stop }
     }
 
+    /// The first address it listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.addrs[0]
+    }
+
+    /// Every address it listens on, in the order they were given.
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
     }
 }
 
 impl crate::http::Target for Running {
     fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.addr())
     }
 }
 
@@ -95,6 +101,8 @@ pub fn frontend_settings(die_service_url: &str, dice_roller_url: &str) -> fronte
         dice_roller_url: dice_roller_url.to_owned(),
         max_times: 100,
         grafana_url: None,
+        trace_query_url: "http://127.0.0.1:9".into(),
+        log_query_url: "http://127.0.0.1:9".into(),
         upstream_timeout_ms: 2000,
         connections: ConnectionSettings::default(),
         faults: FaultSettings::default(),
@@ -104,4 +112,22 @@ pub fn frontend_settings(die_service_url: &str, dice_roller_url: &str) -> fronte
 /// A frontend with `settings`.
 pub async fn frontend(settings: frontend::Settings) -> Running {
     Running::start(frontend::build(&settings).await.expect("frontend starts")).await
+}
+
+/// Store settings for a test: all three listeners on free ports (the Tempo API's first, then
+/// OTLP's, then Loki's), reading logs from `log_dir`.
+pub fn store_settings(log_dir: PathBuf, max_mib: u64) -> store::Settings {
+    store::Settings {
+        listen: loopback(),
+        otlp_listen: loopback(),
+        loki_listen: loopback(),
+        max_mib,
+        log_dir,
+        connections: ConnectionSettings::default(),
+    }
+}
+
+/// The store with `settings`; its addresses are the Tempo API's, OTLP's and Loki's.
+pub async fn store(settings: store::Settings) -> Running {
+    Running::start(store::build(&settings).await.expect("the store starts")).await
 }

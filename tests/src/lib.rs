@@ -9,8 +9,10 @@
 //! [`fixtures`] holds test dice and trace contexts; [`http`] the request helpers every suite uses
 //! on either; [`prom`] reads `/metrics` pages; [`browser`] drives headless Chromium over
 //! WebDriver; [`containers`] builds the services' images; [`wait`] polls for what arrives
-//! asynchronously; [`signal`] stops what a test started; [`repo`] reads the repository's files.
+//! asynchronously; [`signal`] stops what a test started; [`repo`] reads the repository's files;
+//! [`backends`] is a fake Tempo and Loki serving what the services really sent.
 
+pub mod backends;
 pub mod browser;
 pub mod containers;
 pub mod fixtures;

@@ -96,6 +96,11 @@ impl Receiver {
         self.addr.port()
     }
 
+    /// The spans as they keep arriving, for a fake backend that serves them.
+    pub fn span_feed(&self) -> Arc<Mutex<Vec<Span>>> {
+        self.spans.clone()
+    }
+
     /// Every span received so far.
     pub fn spans(&self) -> Vec<Span> {
         self.spans.lock().unwrap().clone()

@@ -152,7 +152,18 @@ impl Service {
     /// Starts `name` listening on a free loopback port with extra `args` and `env`, and waits
     /// until it says it is listening.
     pub async fn start(name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
-        Self::start_program(&binary(name), name, args, env, None).await
+        Self::start_program(&binary(name), name, args, env, None, None).await
+    }
+
+    /// [`Service::start`], with its log lines also appended to `log_file` as they come, as the
+    /// launcher's log files hold them (where the lab's store reads them).
+    pub async fn start_logging_to(
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        log_file: &std::path::Path,
+    ) -> Self {
+        Self::start_program(&binary(name), name, args, env, None, Some(log_file)).await
     }
 
     /// Starts the release build of `name`, with the open-files limit `open_files` when given.
@@ -163,7 +174,7 @@ impl Service {
         open_files: Option<u64>,
     ) -> Self {
         let program = release_binaries().join(name);
-        Self::start_program(&program, name, args, env, open_files).await
+        Self::start_program(&program, name, args, env, open_files, None).await
     }
 
     async fn start_program(
@@ -172,8 +183,16 @@ impl Service {
         args: &[&str],
         env: &[(&str, &str)],
         open_files: Option<u64>,
+        log_file: Option<&std::path::Path>,
     ) -> Self {
         let args = [&["--listen", "127.0.0.1:0"], args].concat();
+        let mut file = log_file.map(|path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()))
+        });
         let mut child = command(program, &args, env, open_files)
             .stderr(Stdio::inherit())
             .spawn()
@@ -185,6 +204,10 @@ impl Service {
             std::thread::spawn(move || {
                 for line in std::io::BufReader::new(stdout).lines() {
                     let Ok(line) = line else { break };
+                    if let Some(file) = file.as_mut() {
+                        use std::io::Write as _;
+                        let _ = writeln!(file, "{line}");
+                    }
                     // A line that is not JSON is kept as {"unparsed": line} for tests to find.
                     let value = serde_json::from_str(&line)
                         .unwrap_or_else(|_| serde_json::json!({ "unparsed": line }));
@@ -229,6 +252,11 @@ impl Service {
     /// Every JSON log line so far.
     pub fn logs(&self) -> Vec<Value> {
         self.lines.lock().unwrap().clone()
+    }
+
+    /// The log lines as they keep arriving, for a fake backend that serves them.
+    pub fn log_feed(&self) -> Arc<Mutex<Vec<Value>>> {
+        self.lines.clone()
     }
 
     /// Waits (at most `timeout`) for `count` log lines that satisfy `select`, and returns them.

@@ -8,8 +8,9 @@
 //! start would. A ```` ```sh ```` block is what an attendee types; it must succeed, and its output
 //! is kept for the next check. A ```` ```check ```` block holds the exercise's expected
 //! observations, one per line, in the vocabulary `lab-guide/README.md` explains: requests, the
-//! answer, the spans the services exported (to an OTLP receiver in this test, standing in for
-//! Tempo), the services' log files (what Loki would hold) and PromQL on the lab's real Prometheus
+//! answer, the trace and its log lines as attendees read them (the frontend's `/api/traces/{id}`
+//! and `/api/traces/{id}/logs`, the data of the page's waterfall and of `dice-lab trace`, answered
+//! here by the lab's store in place of Tempo and Loki) and PromQL on the lab's real Prometheus
 //! (what Grafana's panels show). Anything that takes time to arrive is polled for, never slept on.
 //!
 //! Exercises run in order on one lab, one test each, named `guide_exercise_NN_...`. A last test
@@ -22,8 +23,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use frontend_ui::trace_api::{LogsAnswer, TraceAnswer};
 use lab_tests::fixtures::traceparent;
-use lab_tests::otlp::{Kind, Receiver, Span, StatusCode};
+use lab_tests::otlp::{Kind, Span, StatusCode};
 use lab_tests::process::binary;
 use lab_tests::trace::{Trace, max_concurrency, total_duration_ns};
 use lab_tests::{signal, wait};
@@ -225,7 +227,6 @@ fn check_structure(exercises: &[Exercise]) -> Result<(), Failed> {
 /// One lab for the whole guide, and what the checks look at.
 struct Harness {
     runtime: tokio::runtime::Runtime,
-    receiver: Receiver,
     work: PathBuf,
     path: String,
     lab: Option<Child>,
@@ -254,7 +255,6 @@ impl Harness {
             .enable_all()
             .build()
             .expect("a tokio runtime");
-        let receiver = runtime.block_on(Receiver::start());
         let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("guide");
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work).expect("a work directory");
@@ -267,7 +267,6 @@ impl Harness {
             });
         Self {
             runtime,
-            receiver,
             work,
             path: String::new(),
             lab: None,
@@ -327,8 +326,11 @@ impl Harness {
             .arg(&file)
             .current_dir(&self.work)
             .env("PATH", &self.path)
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", self.receiver.endpoint())
-            .env("OTEL_BSP_SCHEDULE_DELAY", "200")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .env_remove("OTEL_BSP_SCHEDULE_DELAY")
+            .env_remove("TRACE_QUERY_URL")
+            .env_remove("LOG_QUERY_URL")
             .env_remove("DICE_LAB_STATE_DIR")
             .env_remove("FAULT_LATENCY_MS")
             .env_remove("FAULT_ERROR_RATE")
@@ -354,7 +356,7 @@ impl Harness {
         let deadline = Instant::now() + Duration::from_secs(120);
         let ready: Vec<String> = Part::SERVICES
             .into_iter()
-            .chain([Part::Prometheus])
+            .chain([Part::Prometheus, Part::Store])
             .map(Part::ready_url)
             .collect();
         loop {
@@ -560,28 +562,37 @@ impl Harness {
         Ok(())
     }
 
+    /// The trace as the page's waterfall gets it: the frontend's `/api/traces/{id}`; no spans
+    /// while it answers 404 (not arrived yet).
     fn trace(&self, trace_id: &str) -> Trace {
-        Trace::new(
-            self.receiver
-                .spans()
-                .into_iter()
-                .filter(|s| s.trace_id == trace_id)
-                .collect(),
-        )
+        let url = format!("{}/api/traces/{trace_id}", Part::Frontend.local_url());
+        let answer: Option<TraceAnswer> = self.api(&url);
+        Trace::new(answer.map(|a| spans(&a)).unwrap_or_default())
     }
 
-    /// Lines of the service's log file (where `dice-lab up` writes it) in the trace.
+    /// Lines of the service in the trace, as the page's log panel gets them: the frontend's
+    /// `/api/traces/{id}/logs`.
     fn log_lines(&self, service: &str, trace_id: &str, level: Option<&str>) -> usize {
-        let file = self
-            .work
-            .join(format!(".dice-lab/logs/services/{service}.log"));
-        std::fs::read_to_string(file)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|l| l["trace_id"] == trace_id)
-            .filter(|l| level.is_none_or(|level| l["level"].as_str() == Some(level)))
-            .count()
+        let url = format!("{}/api/traces/{trace_id}/logs", Part::Frontend.local_url());
+        let answer: Option<LogsAnswer> = self.api(&url);
+        answer.map_or(0, |logs| {
+            logs.lines
+                .iter()
+                .filter(|l| l.service == service)
+                .filter(|l| level.is_none_or(|level| l.level == level))
+                .count()
+        })
+    }
+
+    /// A trace route's answer, or `None` when it is not 200.
+    fn api<T: serde::de::DeserializeOwned>(&self, url: &str) -> Option<T> {
+        self.runtime.block_on(async {
+            let response = self.http.get(url).send().await.ok()?;
+            if !response.status().is_success() {
+                return None;
+            }
+            response.json().await.ok()
+        })
     }
 
     /// The value of an instant PromQL query on the lab's Prometheus: the one sample, or the sum
@@ -640,6 +651,41 @@ impl Harness {
     ) -> Result<(), String> {
         wait::until_blocking(timeout, Duration::from_millis(250), check)
     }
+}
+
+/// The spans of the frontend's answer, as the trace assertions read spans.
+fn spans(answer: &TraceAnswer) -> Vec<Span> {
+    let start: u64 = answer.start_unix_nano.parse().unwrap_or(0);
+    let resources: std::collections::HashMap<&str, Arc<std::collections::BTreeMap<String, Value>>> =
+        answer
+            .spans
+            .iter()
+            .map(|row| {
+                let resource = [("service.name".to_owned(), Value::from(row.service.clone()))];
+                (
+                    row.service.as_str(),
+                    Arc::new(resource.into_iter().collect()),
+                )
+            })
+            .collect();
+    answer
+        .spans
+        .iter()
+        .map(|row| Span {
+            trace_id: answer.trace_id.clone(),
+            span_id: row.span_id.clone(),
+            parent_span_id: row.parent_span_id.clone().unwrap_or_default(),
+            name: row.name.clone(),
+            kind: Kind::from_name(&row.kind),
+            attributes: row.attributes.clone().into_iter().collect(),
+            resource: resources[row.service.as_str()].clone(),
+            scope: String::new(),
+            status: StatusCode::from_name(&row.status),
+            status_message: row.status_message.clone(),
+            start_ns: start + row.start_ns,
+            end_ns: start + row.end_ns(),
+        })
+        .collect()
 }
 
 /// PATH for the guide's commands: the built `dice-lab` first, then the test's own PATH, which

@@ -9,6 +9,9 @@
 //! warp's plain-text rejections. API routes have the fault switches in front of them, and refuse
 //! query parameters unless they read their own query ([`App::api_route_with_query`]); the page,
 //! its assets, `/healthz` and `/metrics` ignore a query, as browsers and scrapers may send one.
+//! A quiet route ([`App::quiet_route`], [`App::quiet_post_route`]) is one that tools poll: it is
+//! counted, but has no span and logs at debug, so polling a trace does not make traces. An app
+//! made [`App::without_faults`] (the lab's store) has no fault switches and no `/admin/faults`.
 
 use std::future::Future;
 
@@ -20,16 +23,39 @@ use warp::reply::{Reply as _, Response};
 use warp::{Filter, Rejection};
 
 use crate::faults::{FaultSettings, Faults, Switch};
-use crate::observe::{self, HttpMetrics, Request};
-use crate::reply::{json, json_error, method_not_allowed, raw_query};
+use crate::observe::{self, HttpMetrics, Record, Request};
+use crate::reply::{json, json_error, method_not_allowed, no_query, raw_query};
 use crate::server::Routes;
 
 /// A service's routes under construction.
 pub struct App {
     registry: Registry,
     http: HttpMetrics,
-    faults: Faults,
+    faults: Option<Faults>,
     routes: Option<BoxedFilter<(Response,)>>,
+}
+
+/// The methods a route answers.
+#[derive(Clone, Copy)]
+enum Methods {
+    GetHead,
+    Post,
+}
+
+impl Methods {
+    fn allows(self, method: &Method) -> bool {
+        match self {
+            Self::GetHead => method == Method::GET || method == Method::HEAD,
+            Self::Post => method == Method::POST,
+        }
+    }
+
+    fn names(self) -> &'static str {
+        match self {
+            Self::GetHead => "GET, HEAD",
+            Self::Post => "POST",
+        }
+    }
 }
 
 impl App {
@@ -41,7 +67,19 @@ impl App {
         Self {
             registry,
             http,
-            faults,
+            faults: Some(faults),
+            routes: None,
+        }
+    }
+
+    /// An app with no fault switches: no `/admin/faults`, and API routes answer as they are.
+    pub fn without_faults() -> Self {
+        let registry = metrics::registry();
+        let http = HttpMetrics::new(&registry);
+        Self {
+            registry,
+            http,
+            faults: None,
             routes: None,
         }
     }
@@ -53,12 +91,45 @@ impl App {
 
     /// A route that is not part of the service's API (a page, its assets): no fault applies.
     /// `filter` must match the path only and yield the future that answers it.
-    pub fn route<F, Fut>(mut self, template: &'static str, filter: F) -> Self
+    pub fn route<F, Fut>(self, template: &'static str, filter: F) -> Self
     where
         F: Filter<Extract = (Fut,), Error = Rejection> + Clone + Send + Sync + 'static,
         Fut: Future<Output = Response> + Send + 'static,
     {
-        let route = traced(&self.http, template, filter);
+        self.add(template, filter, Methods::GetHead, Record::Traced)
+    }
+
+    /// A GET route that tools poll: counted, with no span, its access line at debug, no fault.
+    /// `filter` reads its own query, if it takes one.
+    pub fn quiet_route<F, Fut>(self, template: &'static str, filter: F) -> Self
+    where
+        F: Filter<Extract = (Fut,), Error = Rejection> + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response> + Send + 'static,
+    {
+        self.add(template, filter, Methods::GetHead, Record::Quiet)
+    }
+
+    /// A POST route that tools call (the store's OTLP receiver): recorded as a quiet route.
+    pub fn quiet_post_route<F, Fut>(self, template: &'static str, filter: F) -> Self
+    where
+        F: Filter<Extract = (Fut,), Error = Rejection> + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response> + Send + 'static,
+    {
+        self.add(template, filter, Methods::Post, Record::Quiet)
+    }
+
+    fn add<F, Fut>(
+        mut self,
+        template: &'static str,
+        filter: F,
+        methods: Methods,
+        record: Record,
+    ) -> Self
+    where
+        F: Filter<Extract = (Fut,), Error = Rejection> + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response> + Send + 'static,
+    {
+        let route = observed(&self.http, template, filter, methods, record);
         self.routes = Some(match self.routes.take() {
             Some(routes) => routes.or(route).unify().boxed(),
             None => route,
@@ -76,10 +147,9 @@ impl App {
         let strict = filter
             .and(raw_query())
             .map(move |answer: Fut, query: String| async move {
-                if query.is_empty() {
-                    answer.await
-                } else {
-                    no_parameters(template)
+                match no_query(template, &query) {
+                    None => answer.await,
+                    Some(refusal) => refusal,
                 }
             });
         self.api_route_with_query(template, strict)
@@ -98,7 +168,11 @@ impl App {
             filter.map(move |answer: Fut| {
                 let faults = faults.clone();
                 async move {
-                    match faults.inject().await {
+                    let injected = match &faults {
+                        Some(faults) => faults.inject().await,
+                        None => None,
+                    };
+                    match injected {
                         Some(injected) => injected,
                         None => answer.await,
                     }
@@ -116,14 +190,14 @@ impl App {
             faults,
             routes,
         } = self;
-        let common = healthz(&http)
+        let mut common = healthz(&http)
             .or(metrics_page(&http, registry.clone()))
             .unify()
-            .or(faults.admin(&http))
-            .unify()
-            .or(not_found(&http))
-            .unify()
             .boxed();
+        if let Some(faults) = faults {
+            common = common.or(faults.admin(&http)).unify().boxed();
+        }
+        let common = common.or(not_found(&http)).unify().boxed();
         let filter = match routes {
             Some(routes) => routes.or(common).unify().boxed(),
             None => common,
@@ -132,16 +206,14 @@ impl App {
     }
 }
 
-/// The 400 of an API route asked with parameters it does not take.
-fn no_parameters(template: &str) -> Response {
-    json_error(
-        StatusCode::BAD_REQUEST,
-        format!("{template} takes no query parameters"),
-    )
-}
-
-/// One route, observed; other methods than GET and HEAD get a 405.
-fn traced<F, Fut>(http: &HttpMetrics, template: &'static str, filter: F) -> BoxedFilter<(Response,)>
+/// One route, observed; methods it does not answer get a 405.
+fn observed<F, Fut>(
+    http: &HttpMetrics,
+    template: &'static str,
+    filter: F,
+    methods: Methods,
+    record: Record,
+) -> BoxedFilter<(Response,)>
 where
     F: Filter<Extract = (Fut,), Error = Rejection> + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response> + Send + 'static,
@@ -152,17 +224,21 @@ where
         .then(move |answer: Fut, request: Request| {
             let http = http.clone();
             async move {
-                if request.method == Method::GET || request.method == Method::HEAD {
-                    observe::observe(&http, Some(template), request, answer).await
+                if methods.allows(&request.method) {
+                    observe::observe(&http, Some(template), record, request, answer).await
                 } else {
                     let method = request.method.clone();
                     let refuse = async move {
+                        let answers = match methods {
+                            Methods::GetHead => "GET",
+                            Methods::Post => "POST",
+                        };
                         method_not_allowed(
-                            format!("{template} answers GET, not {method}"),
-                            "GET, HEAD",
+                            format!("{template} answers {answers}, not {method}"),
+                            methods.names(),
                         )
                     };
-                    observe::observe(&http, Some(template), request, refuse).await
+                    observe::observe(&http, Some(template), record, request, refuse).await
                 }
             }
         })
@@ -180,7 +256,7 @@ fn not_found(http: &HttpMetrics) -> BoxedFilter<(Response,)> {
                 let answer = async move {
                     json_error(StatusCode::NOT_FOUND, format!("no route for {path}"))
                 };
-                observe::observe(&http, None, request, answer).await
+                observe::observe(&http, None, Record::Traced, request, answer).await
             }
         })
         .boxed()
@@ -188,17 +264,19 @@ fn not_found(http: &HttpMetrics) -> BoxedFilter<(Response,)> {
 
 /// `/healthz`: 200 once the service is serving.
 fn healthz(http: &HttpMetrics) -> BoxedFilter<(Response,)> {
-    traced(
+    observed(
         http,
         "/healthz",
         warp::path!("healthz")
             .map(|| async { json(StatusCode::OK, &serde_json::json!({"status": "ok"})) }),
+        Methods::GetHead,
+        Record::Traced,
     )
 }
 
 /// `/metrics`: the registry in the Prometheus text format.
 fn metrics_page(http: &HttpMetrics, registry: Registry) -> BoxedFilter<(Response,)> {
-    traced(
+    observed(
         http,
         "/metrics",
         warp::path!("metrics").map(move || {
@@ -212,5 +290,7 @@ fn metrics_page(http: &HttpMetrics, registry: Registry) -> BoxedFilter<(Response
                 response
             }
         }),
+        Methods::GetHead,
+        Record::Traced,
     )
 }

@@ -38,6 +38,8 @@ pub struct Upstream {
     /// Turns for calls under way at once (each holds a connection), and their number, when
     /// limited.
     calls: Option<(Arc<Semaphore>, usize)>,
+    /// Whether calls get a CLIENT span and pass the trace on ([`Upstream::untraced`]).
+    traced: bool,
 }
 
 /// `<upstream>_requests_total{status}` and `<upstream>_request_duration_seconds`.
@@ -148,7 +150,15 @@ impl Upstream {
             timeout,
             metrics: None,
             calls: None,
+            traced: true,
         })
+    }
+
+    /// Calls with no CLIENT span and no `traceparent`: for reading telemetry back (the page's
+    /// trace view asks Tempo and Loki every few hundred milliseconds), which must not make traces.
+    pub fn untraced(mut self) -> Self {
+        self.traced = false;
+        self
     }
 
     /// At most `limit` calls under way at once; a call waits for its turn within its time-out,
@@ -190,7 +200,6 @@ impl Upstream {
         self.name
     }
 
-    /// `GET` a path (already percent-encoded, with any query) below the base URL.
     /// `GET` the path made of `segments` below the base URL, with `query` (already a query
     /// string) when given. Each segment is percent-encoded on its own, so no segment can climb
     /// out of its place (`.`, `..` and `/` are sent encoded).
@@ -207,7 +216,10 @@ impl Upstream {
         }
         url.set_path(&path);
         url.set_query(query.filter(|q| !q.is_empty()));
-        let span = tracing::info_span!(
+        let span = if !self.traced {
+            tracing::Span::none()
+        } else {
+            tracing::info_span!(
             "http.client",
             otel.name = "GET",
             otel.kind = "client",
@@ -217,11 +229,14 @@ impl Upstream {
             server.port = url.port_or_known_default().map(i64::from),
             http.response.status_code = Empty,
             error.type = Empty,
-        );
+            )
+        };
         let mut headers = http::HeaderMap::new();
-        opentelemetry::global::get_text_map_propagator(|propagator| {
-            propagator.inject_context(&span.context(), &mut HeaderInjector(&mut headers))
-        });
+        if self.traced {
+            opentelemetry::global::get_text_map_propagator(|propagator| {
+                propagator.inject_context(&span.context(), &mut HeaderInjector(&mut headers))
+            });
+        }
         let started = Instant::now();
         let result = async {
             let _turn = match &self.calls {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures::{Stream, StreamExt as _};
+use futures::Stream;
 use http::{HeaderMap, Method, StatusCode};
 use prometheus::{IntCounterVec, Registry};
 use serde::{Serialize, Serializer};
@@ -26,8 +26,8 @@ use warp::Filter as _;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use crate::observe::{self, HttpMetrics};
-use crate::reply::{json, json_error, method_not_allowed};
+use crate::observe::{self, HttpMetrics, Record};
+use crate::reply::{self, ErrorStatus as _, json, json_error, method_not_allowed};
 
 /// The longest latency a switch may add: far beyond every time-out in the lab.
 const MAX_LATENCY_MS: u64 = 60_000;
@@ -331,7 +331,14 @@ impl Faults {
                         request.query.is_empty(),
                         body,
                     );
-                    observe::observe(&http, Some("/admin/faults"), request, answer).await
+                    observe::observe(
+                        &http,
+                        Some("/admin/faults"),
+                        Record::Traced,
+                        request,
+                        answer,
+                    )
+                    .await
                 }
             })
             .boxed()
@@ -414,35 +421,15 @@ impl Faults {
     }
 }
 
-/// The body, or a 413 once it is longer than [`MAX_BODY`].
+/// The body, or the JSON 400 or 413 that says why it cannot be had.
 async fn read_body<S, B>(body: S) -> Result<Vec<u8>, Response>
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: bytes::Buf,
 {
-    let mut body = std::pin::pin!(body);
-    let mut read = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let mut chunk = chunk.map_err(|error| {
-            json_error(
-                StatusCode::BAD_REQUEST,
-                format!("cannot read the body: {error}"),
-            )
-        })?;
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            if read.len() + part.len() > MAX_BODY {
-                return Err(json_error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("the body must be at most {MAX_BODY} bytes"),
-                ));
-            }
-            read.extend_from_slice(part);
-            let taken = part.len();
-            chunk.advance(taken);
-        }
-    }
-    Ok(read)
+    reply::read_body(body, MAX_BODY)
+        .await
+        .map_err(|error| json_error(error.status(), error.to_string()))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

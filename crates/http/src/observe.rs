@@ -6,6 +6,9 @@
 //! say for servers), one access line is logged inside the span, and `http_requests_total` and
 //! `http_request_duration_seconds` ([`HttpMetrics`]) are updated with the route template, never
 //! the raw path. A request whose client hangs up first is recorded too, when warp drops it.
+//! A [`Record::Quiet`] route (one that tools poll, such as the page's trace view or the store's
+//! APIs) gets no span and logs its access line at debug: polling must not fill the traces and
+//! logs it reads.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -58,6 +61,25 @@ impl HttpMetrics {
     }
 }
 
+/// How much is recorded of a route's requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Record {
+    /// A SERVER span, an access line at info, the metrics.
+    Traced,
+    /// No span, an access line at debug, the metrics.
+    Quiet,
+}
+
+/// Logs an access line at info, or at debug for a quiet route.
+macro_rules! access {
+    ($record:expr, $($arg:tt)*) => {
+        match $record {
+            Record::Traced => tracing::info!($($arg)*),
+            Record::Quiet => tracing::debug!($($arg)*),
+        }
+    };
+}
+
 /// What the span and the access line need to know of a request.
 pub(crate) struct Request {
     pub(crate) method: Method,
@@ -94,13 +116,18 @@ pub(crate) fn request()
 pub(crate) async fn observe(
     http: &HttpMetrics,
     template: Option<&'static str>,
+    record: Record,
     request: Request,
     answer: impl Future<Output = Response>,
 ) -> Response {
     let method = method_label(&request.method);
-    let span = server_span(method, template, &request);
+    let span = match record {
+        Record::Traced => server_span(method, template, &request),
+        Record::Quiet => tracing::Span::none(),
+    };
     let mut outcome = Outcome {
         http,
+        record,
         handler: template.unwrap_or(UNMATCHED),
         method,
         path: telemetry::truncate(&request.path).into_owned(),
@@ -121,6 +148,7 @@ const CLIENT_CLOSED: u16 = 499;
 /// What is recorded of a request once it ends, answered or dropped.
 struct Outcome<'a> {
     http: &'a HttpMetrics,
+    record: Record,
     handler: &'static str,
     method: &'static str,
     /// The path, cut to the attribute length limit.
@@ -146,7 +174,8 @@ impl Outcome<'_> {
         self.count(status.as_str(), elapsed);
         let (method, path) = (self.method, &self.path);
         span.in_scope(|| {
-            tracing::info!(
+            access!(
+                self.record,
                 method,
                 route = self.handler,
                 path = %path,
@@ -204,7 +233,8 @@ impl Drop for Outcome<'_> {
         self.span.record("error.type", "client_closed");
         self.count(&CLIENT_CLOSED.to_string(), elapsed);
         self.span.in_scope(|| {
-            tracing::info!(
+            access!(
+                self.record,
                 method,
                 route = self.handler,
                 path = %path,

@@ -56,7 +56,59 @@ pub fn method_not_allowed(message: String, allow: &'static str) -> Response {
     response
 }
 
+/// The 400 of a route that takes no query parameters, when it was given some.
+pub fn no_query(template: &str, query: &str) -> Option<Response> {
+    (!query.is_empty()).then(|| {
+        json_error(
+            StatusCode::BAD_REQUEST,
+            format!("{template} takes no query parameters"),
+        )
+    })
+}
+
 /// The raw query string, empty when there is none.
 pub fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
     warp::query::raw().or(warp::any().map(String::new)).unify()
+}
+
+/// Why a request's body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("cannot read the body: {0}")]
+    Unreadable(String),
+    #[error("the body must be at most {0} bytes")]
+    TooLarge(usize),
+}
+
+impl ErrorStatus for BodyError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Unreadable(_) => StatusCode::BAD_REQUEST,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        }
+    }
+}
+
+/// A request's whole body, refused as soon as it passes `limit` bytes.
+pub async fn read_body<S, B>(body: S, limit: usize) -> Result<Vec<u8>, BodyError>
+where
+    S: futures::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    use futures::StreamExt as _;
+    let mut body = std::pin::pin!(body);
+    let mut read = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|error| BodyError::Unreadable(error.to_string()))?;
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            if read.len() + part.len() > limit {
+                return Err(BodyError::TooLarge(limit));
+            }
+            read.extend_from_slice(part);
+            let taken = part.len();
+            chunk.advance(taken);
+        }
+    }
+    Ok(read)
 }

@@ -56,7 +56,13 @@ where
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(address = %server.local_addr(), "{} listening", info.name);
+    let addresses: Vec<String> = server.local_addrs().iter().map(|a| a.to_string()).collect();
+    tracing::info!(
+        address = %server.local_addr(),
+        addresses = %addresses.join(","),
+        "{} listening",
+        info.name
+    );
     let trimming = tokio::spawn(return_free_memory());
     server.run(server::shutdown_signal()).await;
     trimming.abort();

@@ -107,7 +107,8 @@ pub(crate) struct ConnInfo {
 
 /// A service ready to serve: its routes bound to a listener. Tests build one on port 0.
 pub struct Server {
-    listener: TcpListener,
+    /// One, or several that serve the same routes (the store's three ports).
+    listeners: Vec<TcpListener>,
     routes: BoxedFilter<(Response,)>,
     settings: ConnectionSettings,
     metrics: ServerMetrics,
@@ -120,31 +121,55 @@ impl Server {
         routes: Routes,
         settings: &ConnectionSettings,
     ) -> Result<Self, BindError> {
-        let listener = TcpListener::bind(address)
-            .await
-            .map_err(|error| BindError { address, error })?;
+        Self::bind_all(&[address], routes, settings).await
+    }
+
+    /// Binds every address, all serving the same routes within the same connection limits.
+    pub async fn bind_all(
+        addresses: &[SocketAddr],
+        routes: Routes,
+        settings: &ConnectionSettings,
+    ) -> Result<Self, BindError> {
+        let mut listeners = Vec::with_capacity(addresses.len());
+        for &address in addresses {
+            listeners.push(
+                TcpListener::bind(address)
+                    .await
+                    .map_err(|error| BindError { address, error })?,
+            );
+        }
         let mut settings = settings.clone();
         settings.max_connections = fit_to_file_limit(settings.max_connections);
         Ok(Self {
-            listener,
+            listeners,
             metrics: ServerMetrics::new(&routes.registry),
             routes: routes.filter,
             settings,
         })
     }
 
-    /// The address actually bound (the port chosen when asked for port 0).
+    /// The address actually bound (the port chosen when asked for port 0); the first one when
+    /// there are several.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound TCP listener has a local address")
+        self.local_addrs()[0]
+    }
+
+    /// Every address bound, in the order given.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .map(|l| {
+                l.local_addr()
+                    .expect("a bound TCP listener has a local address")
+            })
+            .collect()
     }
 
     /// Serves until `shutdown` resolves, then lets open requests finish for at most
     /// [`DRAIN_TIMEOUT`]; requests still open then are cut short.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let Self {
-            listener,
+            listeners,
             routes,
             settings,
             metrics,
@@ -159,7 +184,7 @@ impl Server {
         let refusing = Arc::new(tokio::sync::Semaphore::new(MAX_REFUSING));
         loop {
             let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
+                accepted = accept_any(&listeners) => accepted,
                 () = &mut shutdown => break,
             };
             while tasks.try_join_next().is_some() {}
@@ -194,7 +219,7 @@ impl Server {
                 stopping.clone(),
             ));
         }
-        drop(listener);
+        drop(listeners);
         let _ = stop.send(true);
         let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
             while tasks.join_next().await.is_some() {}
@@ -213,6 +238,20 @@ impl Server {
             }
         }
     }
+}
+
+/// The next connection on any of `listeners`.
+fn accept_any(
+    listeners: &[TcpListener],
+) -> impl Future<Output = std::io::Result<(TcpStream, SocketAddr)>> + '_ {
+    std::future::poll_fn(move |cx| {
+        for listener in listeners {
+            if let std::task::Poll::Ready(accepted) = listener.poll_accept(cx) {
+                return std::task::Poll::Ready(accepted);
+            }
+        }
+        std::task::Poll::Pending
+    })
 }
 
 /// One connection, served until it ends, times out, is evicted or the server stops.

@@ -1,7 +1,7 @@
 //! The lab's parts, listed once.
 //!
-//! Every process of the lab, the three services and the five observability backends, is a
-//! [`Part`]: its name, the port it serves HTTP on (and any other it listens on), the prefix of the
+//! Every process of the lab, the three services, the five observability backends and the store
+//! that stands in for three of them, is a [`Part`]: its name, the port it serves HTTP on (and any other it listens on), the prefix of the
 //! environment variables that configure it, and the URL that says it is ready. The services'
 //! default settings, the launcher (`serve`, `up`, `status`) and the tests read them from here; the
 //! Nix module and the files under `observability/` keep their own literals, as Nix and the
@@ -21,6 +21,9 @@ pub enum Part {
     Tempo,
     Alloy,
     Grafana,
+    /// The lab's own store, run in place of Alloy, Tempo and Loki when they are not all there:
+    /// it listens on their ports.
+    Store,
 }
 
 impl Part {
@@ -36,9 +39,15 @@ impl Part {
         Part::Grafana,
     ];
 
-    /// Every part: the services, then the backends.
+    /// The backends the store stands in for, all three or none.
+    pub const REPLACED_BY_STORE: [Part; 3] = [Part::Loki, Part::Tempo, Part::Alloy];
+
+    /// Every part: the services, the backends, then the store.
     pub fn all() -> impl Iterator<Item = Part> {
-        Self::SERVICES.into_iter().chain(Self::BACKENDS)
+        Self::SERVICES
+            .into_iter()
+            .chain(Self::BACKENDS)
+            .chain([Part::Store])
     }
 
     /// Its name: the service's `service.name` and binary, or the backend's usual name.
@@ -52,6 +61,7 @@ impl Part {
             Part::Tempo => "tempo",
             Part::Alloy => "alloy",
             Part::Grafana => "grafana",
+            Part::Store => "store",
         }
     }
 
@@ -76,16 +86,19 @@ impl Part {
             Part::Tempo => 3200,
             Part::Alloy => 12345,
             Part::Grafana => 3000,
+            Part::Store => Part::Tempo.port(),
         }
     }
 
     /// The other ports it listens on with the lab's configuration: Loki's and Tempo's gRPC,
-    /// Tempo's OTLP receivers behind Alloy, Alloy's OTLP receivers (where the services export).
+    /// Tempo's OTLP receivers behind Alloy, Alloy's OTLP receivers (where the services export);
+    /// the store's OTLP/HTTP receiver (Alloy's) and Loki API (Loki's).
     pub const fn other_ports(self) -> &'static [u16] {
         match self {
             Part::Loki => &[9096],
             Part::Tempo => &[9097, 4417, 4418],
             Part::Alloy => &[4317, 4318],
+            Part::Store => &[4318, 3100],
             _ => &[],
         }
     }
@@ -103,6 +116,7 @@ impl Part {
             Part::DieService => Some("DIE_SERVICE"),
             Part::DiceRoller => Some("DICE_ROLLER"),
             Part::Frontend => Some("FRONTEND"),
+            Part::Store => Some("STORE"),
             _ => None,
         }
     }
@@ -112,7 +126,7 @@ impl Part {
         match self {
             Part::DieService | Part::DiceRoller | Part::Frontend => "/healthz",
             Part::Prometheus | Part::Alloy => "/-/ready",
-            Part::Loki | Part::Tempo => "/ready",
+            Part::Loki | Part::Tempo | Part::Store => "/ready",
             Part::Grafana => "/api/health",
         }
     }
@@ -173,11 +187,22 @@ mod tests {
     #[test]
     fn names_and_ports_are_unique_and_found_again() {
         let parts: Vec<Part> = Part::all().collect();
-        assert_eq!(parts.len(), 8);
+        assert_eq!(parts.len(), 9);
         for part in &parts {
             assert_eq!(Part::from_name(part.name()), Some(*part));
         }
-        let mut ports: Vec<u16> = parts.iter().flat_map(|p| p.ports()).collect();
+        // The store runs instead of the parts it replaces, on ports they would have used.
+        let replaced: Vec<u16> = Part::REPLACED_BY_STORE
+            .iter()
+            .flat_map(|p| p.ports())
+            .collect();
+        assert!(Part::Store.ports().iter().all(|p| replaced.contains(p)));
+        assert_eq!(Part::Store.port(), Part::Tempo.port());
+        let mut ports: Vec<u16> = parts
+            .iter()
+            .filter(|p| **p != Part::Store)
+            .flat_map(|p| p.ports())
+            .collect();
         let count = ports.len();
         ports.sort_unstable();
         ports.dedup();

@@ -19,12 +19,15 @@ use opentelemetry::Context;
 use opentelemetry_otlp::{Protocol, WithExportConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{BatchSpanProcessor, Span, SpanData, SpanExporter, SpanProcessor};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, OTEL_BSP_SCHEDULE_DELAY, Span, SpanData, SpanExporter,
+    SpanProcessor,
+};
 
 use crate::{DEFAULT_OTLP_ENDPOINT, Error, metrics};
 
-/// The span processor for a service: the SDK's batch processor (configured by `OTEL_BSP_*`)
-/// behind the drop counting; returns it with the endpoint spans go to.
+/// The span processor for a service: the SDK's batch processor (configured by `OTEL_BSP_*`, with
+/// [`SCHEDULE_DELAY`] unless `OTEL_BSP_SCHEDULE_DELAY` says otherwise) behind the drop counting; returns it with the endpoint spans go to.
 pub(crate) fn processor() -> Result<(Counting, String), Error> {
     let configured = env_nonempty("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .or_else(|| env_nonempty("OTEL_EXPORTER_OTLP_ENDPOINT").map(|base| traces_url(&base)));
@@ -44,8 +47,14 @@ pub(crate) fn processor() -> Result<(Counting, String), Error> {
         in_flight: in_flight.clone(),
     };
     let capacity = queue_size();
+    let mut config = BatchConfigBuilder::default();
+    if env_nonempty(OTEL_BSP_SCHEDULE_DELAY).is_none() {
+        config = config.with_scheduled_delay(SCHEDULE_DELAY);
+    }
     let processor = Counting {
-        inner: BatchSpanProcessor::builder(exporter).build(),
+        inner: BatchSpanProcessor::builder(exporter)
+            .with_batch_config(config.build())
+            .build(),
         in_flight,
         capacity,
         epoch: Instant::now(),
@@ -53,6 +62,11 @@ pub(crate) fn processor() -> Result<(Counting, String), Error> {
     };
     Ok((processor, endpoint))
 }
+
+/// How long a span may wait for the next export when `OTEL_BSP_SCHEDULE_DELAY` is unset: short,
+/// so that a click's trace can be read within about a second (the specification's default is
+/// 5 s). Under load, batches fill (512 spans) long before it passes, so it costs nothing there.
+pub(crate) const SCHEDULE_DELAY: Duration = Duration::from_millis(200);
 
 /// An endpoint this build can send to: `http://host[:port]/...`.
 fn check_endpoint(endpoint: &str) -> Result<(), Error> {

@@ -40,6 +40,9 @@ pub struct ServiceInfo {
     pub name: &'static str,
     /// `service.version`, normally `env!("CARGO_PKG_VERSION")`.
     pub version: &'static str,
+    /// Whether it exports spans of its own. The lab's store does not: it would receive them
+    /// itself, and each export would make another span to export.
+    pub exports_traces: bool,
 }
 
 /// The `service.namespace` of every dice-lab service.
@@ -63,7 +66,7 @@ pub fn init(info: ServiceInfo) -> Result<Telemetry, Error> {
 
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
 
-    let (provider, traces_endpoint) = if sdk_disabled() {
+    let (provider, traces_endpoint) = if sdk_disabled() || !info.exports_traces {
         (None, None)
     } else {
         let (processor, endpoint) = export::processor()?;

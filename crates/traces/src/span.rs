@@ -75,6 +75,20 @@ impl Kind {
         }
     }
 
+    /// The kind [`Kind::name`] names; `Unspecified` for any other word.
+    pub fn from_name(name: &str) -> Self {
+        [
+            Self::Internal,
+            Self::Server,
+            Self::Client,
+            Self::Producer,
+            Self::Consumer,
+        ]
+        .into_iter()
+        .find(|kind| kind.name() == name)
+        .unwrap_or(Self::Unspecified)
+    }
+
     /// The kind in lowercase: `server`, `client`, `internal`, ...
     pub fn name(self) -> &'static str {
         match self {
@@ -105,6 +119,14 @@ impl Status {
             Self::Ok => 1,
             Self::Error => 2,
         }
+    }
+
+    /// The status [`Status::name`] names; `Unset` for any other word.
+    pub fn from_name(name: &str) -> Self {
+        [Self::Ok, Self::Error]
+            .into_iter()
+            .find(|status| status.name() == name)
+            .unwrap_or(Self::Unset)
     }
 
     /// The status in lowercase: `unset`, `ok`, `error`.

@@ -16,7 +16,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value, json};
 
-use crate::span::{Kind, Span, Status};
+use crate::span::{Kind, Resource, Span, Status};
 
 /// `GET /api/traces/{id}`'s answer.
 pub fn v1(spans: &[Span]) -> Value {
@@ -32,9 +32,12 @@ pub fn v2(spans: &[Span]) -> Value {
     json!({ "trace": { "resourceSpans": resource_spans(spans) }, "metrics": {} })
 }
 
+/// A scope's name with its spans.
+type Scoped<'a> = (&'a str, Vec<&'a Span>);
+
 /// The spans grouped by resource, then by scope, in the order they came.
 fn resource_spans(spans: &[Span]) -> Vec<Value> {
-    let mut groups: Vec<(&Arc<BTreeMap<String, Value>>, Vec<(&str, Vec<&Span>)>)> = Vec::new();
+    let mut groups: Vec<(&Resource, Vec<Scoped>)> = Vec::new();
     for span in spans {
         let group = match groups
             .iter_mut()

@@ -72,6 +72,7 @@ pub struct Settings {
 pub const SERVICE: telemetry::ServiceInfo = telemetry::ServiceInfo {
     name: Part::DiceRoller.name(),
     version: env!("CARGO_PKG_VERSION"),
+    exports_traces: true,
 };
 
 /// Runs the service as its binary does.

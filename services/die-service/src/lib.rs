@@ -46,6 +46,7 @@ pub struct Settings {
 pub const SERVICE: telemetry::ServiceInfo = telemetry::ServiceInfo {
     name: Part::DieService.name(),
     version: env!("CARGO_PKG_VERSION"),
+    exports_traces: true,
 };
 
 /// Why the service cannot start.

@@ -5,11 +5,14 @@
 //! `/api/dice`, `/api/roll` and `/api/roll-async` pass the request on to the die-service or the
 //! dice-roller and return the upstream JSON (and status) with the `trace_id` of the trace they
 //! started: the frontend's SERVER span is the root of every user interaction, with a CLIENT span
-//! for the call behind it. [`build`] returns the server bound to the configured address; `main.rs`
-//! only parses [`Settings`] and calls [`run`].
+//! for the call behind it. `/api/traces/{trace_id}` and `/api/traces/{trace_id}/logs` read a
+//! click's trace and log lines back from the trace and log backends ([`trace_view`]). [`build`]
+//! returns the server bound to the configured address; `main.rs` only parses [`Settings`] and
+//! calls [`run`].
 
 mod assets;
 mod page;
+pub mod trace_view;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,7 +22,7 @@ use frontend_ui::{Die, Initial};
 use lab_http::app::App;
 use lab_http::client::{Upstream, UpstreamError};
 use lab_http::faults::FaultSettings;
-use lab_http::reply::{ErrorStatus, json, json_error, raw_query};
+use lab_http::reply::{ErrorStatus, json, json_error, no_query, raw_query, result};
 use lab_http::runner::StartError;
 use lab_http::server::{ConnectionSettings, Routes, Server};
 use parts::Part;
@@ -27,6 +30,7 @@ use prometheus::IntCounterVec;
 use serde::Serialize;
 use serde_json::Value;
 use telemetry::metrics;
+use trace_view::Readers;
 use warp::Filter as _;
 use warp::http::StatusCode;
 use warp::reply::{Reply as _, Response};
@@ -50,6 +54,12 @@ pub struct Settings {
     /// Grafana's base URL; when set, each trace id links to Grafana Explore.
     #[arg(long, env = "GRAFANA_URL")]
     pub grafana_url: Option<String>,
+    /// Where traces are read, over Tempo's HTTP API: Tempo, or the lab's store in its place.
+    #[arg(long, env = "TRACE_QUERY_URL", default_value_t = Part::Tempo.local_url())]
+    pub trace_query_url: String,
+    /// Where log lines are read, over Loki's HTTP API: Loki, or the lab's store in its place.
+    #[arg(long, env = "LOG_QUERY_URL", default_value_t = Part::Loki.local_url())]
+    pub log_query_url: String,
     /// How long a call to the dice-roller or die-service may take before the frontend answers 504.
     #[arg(long, env = "UPSTREAM_TIMEOUT_MS", default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub upstream_timeout_ms: u64,
@@ -63,6 +73,7 @@ pub struct Settings {
 pub const SERVICE: telemetry::ServiceInfo = telemetry::ServiceInfo {
     name: Part::Frontend.name(),
     version: env!("CARGO_PKG_VERSION"),
+    exports_traces: true,
 };
 
 /// The `action` label values of `frontend_actions_total`.
@@ -84,6 +95,7 @@ struct State {
     max_times: u32,
     grafana_url: Option<String>,
     actions: IntCounterVec,
+    readers: Readers,
 }
 
 /// Every route of the service, with its own metrics registry.
@@ -105,6 +117,14 @@ pub fn routes(settings: &Settings) -> Result<Routes, StartError> {
         max_times: settings.max_times,
         grafana_url: settings.grafana_url.clone(),
         actions,
+        readers: Readers::new(
+            &settings.trace_query_url,
+            &settings.log_query_url,
+            &[
+                (Part::DieService.name(), settings.die_service_url.as_str()),
+                (Part::DiceRoller.name(), settings.dice_roller_url.as_str()),
+            ],
+        )?,
     });
 
     let with_state = move || {
@@ -135,12 +155,32 @@ pub fn routes(settings: &Settings) -> Result<Routes, StartError> {
             state.actions.with_label_values(&["roll_multiple"]).inc();
             relay(&state.dice_roller, &["roll-async"], Some(&query)).await
         });
+    let trace = warp::path!("api" / "traces" / String)
+        .and(with_state())
+        .and(raw_query())
+        .map(|id: String, state: Arc<State>, query: String| async move {
+            match no_query("/api/traces/{trace_id}", &query) {
+                Some(refusal) => refusal,
+                None => result(state.readers.trace(&id).await),
+            }
+        });
+    let logs = warp::path!("api" / "traces" / String / "logs")
+        .and(with_state())
+        .and(raw_query())
+        .map(|id: String, state: Arc<State>, query: String| async move {
+            match no_query("/api/traces/{trace_id}/logs", &query) {
+                Some(refusal) => refusal,
+                None => result(state.readers.logs(&id).await),
+            }
+        });
     Ok(app
         .route("/", index)
         .route("/assets/{file}", asset)
         .api_route("/api/dice", dice)
         .api_route_with_query("/api/roll", roll)
         .api_route_with_query("/api/roll-async", roll_async)
+        .quiet_route("/api/traces/{trace_id}", trace)
+        .quiet_route("/api/traces/{trace_id}/logs", logs)
         .into_routes())
 }
 

@@ -1,6 +1,8 @@
-//! `dice-lab` as a user runs it: `up` with Debian's Prometheus on PATH, `status`, `load` whose
-//! traffic Prometheus then holds, and a SIGTERM that leaves no process and no port behind. These
-//! use the lab's fixed ports (8400-8402, 9090), so they run one after another in one test.
+//! `dice-lab` as a user runs it: `up` with Debian's Prometheus on PATH (and the lab's store in
+//! place of Alloy, Tempo and Loki), `status`, `load` whose traffic Prometheus then holds, a click's
+//! trace and log lines read back through the frontend and printed by `dice-lab trace`, and a
+//! SIGTERM that leaves no process and no port behind. These use the lab's fixed ports (8400-8402,
+//! 9090, and the store's 3200, 4318, 3100), so they run one after another in one test.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
@@ -8,16 +10,19 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use lab_tests::process::binary;
-use lab_tests::{http, signal};
+use lab_tests::{http, signal, wait};
 use parts::Part;
 use serde_json::Value;
 
-/// The ports of what `dice-lab up` starts here: the services and Prometheus.
-const PORTS: [u16; 4] = [
+/// The ports of what `dice-lab up` starts here: the services, Prometheus and the store.
+const PORTS: [u16; 7] = [
     Part::Frontend.port(),
     Part::DiceRoller.port(),
     Part::DieService.port(),
     Part::Prometheus.port(),
+    Part::Store.port(),
+    Part::Store.other_ports()[0],
+    Part::Store.other_ports()[1],
 ];
 
 fn port_free(port: u16) -> bool {
@@ -83,7 +88,13 @@ fn dice_lab_up_load_status_and_a_clean_stop() {
         .unwrap()
         .clone();
     eprintln!("dice-lab up: {}", ready.trim());
-    for component in ["prometheus", "die-service", "dice-roller", "frontend"] {
+    for component in [
+        "prometheus",
+        "store",
+        "die-service",
+        "dice-roller",
+        "frontend",
+    ] {
         assert!(
             output
                 .iter()
@@ -91,6 +102,12 @@ fn dice_lab_up_load_status_and_a_clean_stop() {
             "{component} ready: {output:#?}"
         );
     }
+    assert!(
+        output
+            .iter()
+            .any(|l| l.contains("the lab's store stands in for loki, tempo, alloy")),
+        "the store is explained: {output:#?}"
+    );
     assert!(
         output.iter().any(|l| l.contains("http://127.0.0.1:8400/")),
         "the UI's URL is shown"
@@ -117,6 +134,67 @@ fn dice_lab_up_load_status_and_a_clean_stop() {
             .lines()
             .any(|l| l.starts_with("frontend") && l.contains(" up ")),
         "{table}"
+    );
+
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("store") && l.contains(" up ")),
+        "{table}"
+    );
+
+    // A Roll Multiple's trace and log lines come back through the frontend from the store, and
+    // `dice-lab trace` prints them.
+    let rolled = http::get_json_blocking("http://127.0.0.1:8400/api/roll-async?die=fair&times=10");
+    let trace_id = rolled["trace_id"].as_str().expect("a trace id").to_owned();
+    let clicked = Instant::now();
+    let trace = wait::until_blocking(Duration::from_secs(10), Duration::from_millis(50), || {
+        let trace =
+            http::get_json_blocking(&format!("http://127.0.0.1:8400/api/traces/{trace_id}"));
+        let rolls = trace["spans"]
+            .as_array()
+            .map_or(0, |s| s.iter().filter(|s| s["name"] == "roll").count());
+        if rolls == 10 && trace["waiting_for"].as_array().is_some_and(Vec::is_empty) {
+            Ok(trace)
+        } else {
+            Err(format!("not whole: {trace}"))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    eprintln!(
+        "the click's {} spans were in the store {:.2} s after its answer",
+        trace["spans"].as_array().unwrap().len(),
+        clicked.elapsed().as_secs_f64()
+    );
+    let printed = Command::new(binary("dice-lab"))
+        .args(["trace", &trace_id])
+        .env("COLUMNS", "120")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&printed.stdout);
+    assert!(
+        printed.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&printed.stderr)
+    );
+    eprintln!("dice-lab trace:\n{text}");
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains("dice-roller internal roll"))
+            .count(),
+        10,
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("10 rolls, ")),
+        "the summary line: {text}"
+    );
+    assert!(
+        text.lines()
+            .filter(|l| l.contains("dice-roller") && l.contains("roll_value="))
+            .count()
+            == 10,
+        "the ten roll log lines: {text}"
     );
 
     let load = Command::new(binary("dice-lab"))
@@ -173,7 +251,13 @@ fn dice_lab_up_load_status_and_a_clean_stop() {
     while let Ok(line) = said.recv_timeout(Duration::from_millis(200)) {
         rest.push(line);
     }
-    for component in ["frontend", "dice-roller", "die-service", "prometheus"] {
+    for component in [
+        "frontend",
+        "dice-roller",
+        "die-service",
+        "store",
+        "prometheus",
+    ] {
         assert!(
             rest.iter()
                 .any(|l| l.trim() == format!("stopped {component}")),
@@ -214,7 +298,6 @@ impl Drop for Lab {
     }
 }
 
-/// A GET that returns JSON (`null` when nothing answers), for a test without a runtime.
 /// `dice-lab status | head -n 1`: a reader that goes away early ends the output, not in a panic.
 #[test]
 fn status_survives_a_reader_that_stops_reading() {

@@ -14,4 +14,7 @@ mod nix;
 mod observability;
 mod parts;
 mod startup;
+mod store;
+mod trace_view;
 mod traces;
+mod waterfall;

@@ -4,15 +4,21 @@
 //! HTML for the first paint. In the browser (`wasm32`) [`start`] reads the same state from the
 //! page and hydrates that HTML, so the buttons come alive without a second render. The page asks
 //! the frontend's own `/api/*` routes for rolls; every answer carries the `trace_id` of the trace it
-//! started, which the page shows (as a Grafana Explore link when a Grafana URL is set).
+//! started, which the page shows (as a Grafana Explore link when a Grafana URL is set), and under
+//! it the trace itself as a waterfall with its log lines, polled from `/api/traces/*` as they arrive.
 
 mod stats;
+pub mod trace_api;
+mod trace_view;
+mod watch;
+pub mod waterfall;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sycamore::prelude::*;
 
 pub use stats::Stats;
+use trace_view::Panel;
 
 /// A die as the die-service describes it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -114,6 +120,7 @@ fn App(initial: Initial) -> View {
     }));
     let times_valid = create_memo(move || parse_times(&times.get_clone(), max_times));
     let no_dice = dice.is_empty();
+    let panel = Panel::new();
 
     let run = move |action: Action| {
         let die = selected.get_clone();
@@ -126,7 +133,16 @@ fn App(initial: Initial) -> View {
         };
         busy.set(true);
         spawn(async move {
-            match outcome_of(action, &die, fetch_json(&url).await) {
+            let answer = outcome_of(action, &die, fetch_json(&url).await);
+            // An interaction without a trace id leaves the last trace (and its result) in view.
+            let trace_id = match &answer {
+                Ok(result) => result.trace_id.clone(),
+                Err(problem) => problem.trace_id.clone(),
+            };
+            if let Some(trace_id) = trace_id {
+                panel.watch(trace_id);
+            }
+            match answer {
                 Ok(result) => {
                     outcome.set(Some(result));
                     problem.set(None);
@@ -192,25 +208,30 @@ fn App(initial: Initial) -> View {
             }
             (move || match problem.get_clone() {
                 Some(Problem { message, trace_id }) => {
+                    let waterfall = trace_id
+                        .clone()
+                        .map(|id| trace_view::for_trace(panel, id))
+                        .unwrap_or_default();
                     let link = trace_link(trace_id, grafana_for_problem.clone());
                     view! {
                         div(id="error", class="error", role="alert") {
                             p { (message) }
                             (link)
                         }
+                        (waterfall)
                     }
                 }
                 None => view! {},
             })
             (move || match outcome.get_clone() {
-                Some(result) => result_view(result, &chart_dice, grafana.clone()),
+                Some(result) => result_view(result, &chart_dice, grafana.clone(), panel),
                 None => view! { p(id="empty", class="hint") { "Pick a die and roll." } },
             })
         }
     }
 }
 
-fn result_view(result: Outcome, dice: &[Die], grafana: Option<String>) -> View {
+fn result_view(result: Outcome, dice: &[Die], grafana: Option<String>, panel: Panel) -> View {
     let stats = Stats::of(&result.rolls);
     let heading = match result.action {
         Action::Once => format!("Roll Once · {}", result.die),
@@ -235,6 +256,11 @@ fn result_view(result: Outcome, dice: &[Die], grafana: Option<String>) -> View {
     let stat = |id: &'static str, label: &'static str, value: String| {
         view! { div(class="stat") { dt { (label) } dd(id=id) { (value) } } }
     };
+    let waterfall = result
+        .trace_id
+        .clone()
+        .map(|id| trace_view::for_trace(panel, id))
+        .unwrap_or_default();
     let link = trace_link(result.trace_id, grafana);
     let summary = [
         stat("stat-count", "rolls", stats.count.to_string()),
@@ -265,6 +291,7 @@ fn result_view(result: Outcome, dice: &[Die], grafana: Option<String>) -> View {
             ol(id="rolls", class="rolls") { (rolls) }
             dl(id="stats", class="stats") { (summary) }
             (chart)
+            (waterfall)
         }
     }
 }
