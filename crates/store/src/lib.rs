@@ -15,6 +15,7 @@ mod loki;
 mod memory;
 mod query;
 mod receiver;
+mod split;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,6 +29,8 @@ use serde::Serialize;
 use telemetry::metrics;
 
 use crate::memory::Memory;
+use crate::split::{Piece, TraceKey};
+use traces::otlp::Encoding;
 
 /// Start-up settings: flags, each with an environment variable.
 #[derive(Clone, Debug, Serialize, clap::Parser)]
@@ -100,29 +103,46 @@ struct Counts {
 }
 
 impl Store {
-    /// Keeps `spans` and updates the gauges.
-    fn keep(&self, spans: Vec<traces::Span>) {
-        let count = spans.len() as u64;
+    /// Keeps the pieces of an export request and updates the gauges.
+    fn keep(&self, pieces: Vec<(TraceKey, Piece)>, spans: u64) {
         let (inserted, traces, bytes) = {
             let mut memory = self
                 .memory
                 .lock()
                 .expect("the memory lock is never poisoned");
-            let inserted = memory.insert(spans);
+            let inserted = memory.insert(pieces);
             (inserted, memory.traces(), memory.bytes())
         };
-        self.counts.spans.inc_by(count);
+        self.counts.spans.inc_by(spans);
         self.counts.evicted.inc_by(inserted.evicted_traces as u64);
         self.counts.traces.set(gauge(traces));
         self.counts.bytes.set(gauge(bytes));
     }
 
-    /// The spans of a trace, if it is kept.
+    /// The spans of a trace (32 hex digits), if it is kept. A piece that does not decode (it was
+    /// checked only as far as its ids when it came) is left out, so it spoils nothing else.
     fn trace(&self, trace_id: &str) -> Option<Vec<traces::Span>> {
-        self.memory
+        let key: TraceKey = (0..16)
+            .map(|i| u8::from_str_radix(trace_id.get(2 * i..2 * i + 2)?, 16).ok())
+            .collect::<Option<Vec<u8>>>()?
+            .try_into()
+            .ok()?;
+        let pieces = self
+            .memory
             .lock()
             .expect("the memory lock is never poisoned")
-            .get(trace_id)
+            .get(&key)?;
+        let mut spans = Vec::new();
+        for piece in pieces {
+            let request = split::request(std::slice::from_ref(&piece));
+            match traces::otlp::decode(&request, Encoding::Protobuf) {
+                Ok(decoded) => spans.extend(decoded),
+                Err(error) => {
+                    tracing::warn!(%error, trace_id, "a kept piece of a trace cannot be read")
+                }
+            }
+        }
+        Some(spans)
     }
 }
 

@@ -1,25 +1,32 @@
 //! The traces the store keeps: the most recent ones, within a budget of bytes.
 //!
-//! Spans are grouped by trace as they arrive. Each span is counted at about the bytes it holds
-//! ([`traces::Span::size`]); when the total passes the budget, whole traces go, the oldest first
-//! (by when their first span arrived), until it fits again.
+//! A trace is kept as the protobuf pieces its spans came in ([`crate::split`]), so what is counted
+//! is what is held: each piece's bytes, plus a fixed allowance for the bookkeeping around a piece
+//! and around a trace. When the total passes the budget, whole traces go, the oldest first (by when
+//! their first span arrived), until it fits again.
 
 use std::collections::{HashMap, VecDeque};
 
-use traces::Span;
+use crate::split::{Piece, TraceKey};
+
+/// What a piece costs beyond its bytes: its place in its trace's list, and the allocator's due.
+const PIECE_OVERHEAD: usize = 48;
+/// What a trace costs beyond its pieces: its entry in the map (with the map's spare room), its
+/// place in the arrival order, and its list of pieces.
+const TRACE_OVERHEAD: usize = 160;
 
 /// The kept traces.
 pub(crate) struct Memory {
-    traces: HashMap<String, Kept>,
+    traces: HashMap<TraceKey, Kept>,
     /// Trace ids in the order their first span arrived, with that arrival's number.
-    order: VecDeque<(String, u64)>,
+    order: VecDeque<(TraceKey, u64)>,
     bytes: usize,
     budget: usize,
     arrivals: u64,
 }
 
 struct Kept {
-    spans: Vec<Span>,
+    pieces: Vec<Piece>,
     bytes: usize,
     arrival: u64,
 }
@@ -27,7 +34,6 @@ struct Kept {
 /// What an insert did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Inserted {
-    pub(crate) spans: usize,
     pub(crate) evicted_traces: usize,
 }
 
@@ -42,50 +48,51 @@ impl Memory {
         }
     }
 
-    /// Keeps `spans`, then evicts the oldest traces while over the budget.
-    pub(crate) fn insert(&mut self, spans: Vec<Span>) -> Inserted {
-        let mut inserted = Inserted {
-            spans: spans.len(),
-            ..Inserted::default()
-        };
-        for span in spans {
-            let size = span.size();
-            let kept = match self.traces.get_mut(&span.trace_id) {
+    /// Keeps `pieces`, then evicts the oldest traces while over the budget.
+    pub(crate) fn insert(&mut self, pieces: Vec<(TraceKey, Piece)>) -> Inserted {
+        let mut inserted = Inserted::default();
+        for (trace, piece) in pieces {
+            let kept = match self.traces.get_mut(&trace) {
                 Some(kept) => kept,
                 None => {
                     self.arrivals += 1;
-                    self.order.push_back((span.trace_id.clone(), self.arrivals));
-                    self.traces.entry(span.trace_id.clone()).or_insert(Kept {
-                        spans: Vec::new(),
-                        bytes: 0,
+                    self.order.push_back((trace, self.arrivals));
+                    self.bytes += TRACE_OVERHEAD;
+                    self.traces.entry(trace).or_insert(Kept {
+                        pieces: Vec::new(),
+                        bytes: TRACE_OVERHEAD,
                         arrival: self.arrivals,
                     })
                 }
             };
-            kept.spans.push(span);
+            let size = piece.len() + PIECE_OVERHEAD;
+            kept.pieces.push(piece);
             kept.bytes += size;
             self.bytes += size;
         }
         while self.bytes > self.budget {
-            let Some((trace_id, arrival)) = self.order.pop_front() else {
+            let Some((trace, arrival)) = self.order.pop_front() else {
                 break;
             };
             if self
                 .traces
-                .get(&trace_id)
+                .get(&trace)
                 .is_some_and(|k| k.arrival == arrival)
-                && let Some(kept) = self.traces.remove(&trace_id)
+                && let Some(kept) = self.traces.remove(&trace)
             {
                 self.bytes -= kept.bytes;
                 inserted.evicted_traces += 1;
             }
         }
+        if self.traces.capacity() > 4 * self.traces.len().max(64) {
+            self.traces.shrink_to_fit();
+        }
         inserted
     }
 
-    /// The spans of a trace, in the order they arrived.
-    pub(crate) fn get(&self, trace_id: &str) -> Option<Vec<Span>> {
-        self.traces.get(trace_id).map(|kept| kept.spans.clone())
+    /// A trace's pieces, in the order they came, if it is kept.
+    pub(crate) fn get(&self, trace: &TraceKey) -> Option<Vec<Piece>> {
+        self.traces.get(trace).map(|kept| kept.pieces.clone())
     }
 
     pub(crate) fn bytes(&self) -> usize {
@@ -99,47 +106,31 @@ impl Memory {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-    use std::sync::Arc;
-
-    use traces::{Kind, Status};
-
     use super::*;
 
-    fn span(trace: u32, id: u32) -> Span {
-        Span {
-            trace_id: format!("{trace:032x}"),
-            span_id: format!("{id:016x}"),
-            parent_span_id: String::new(),
-            name: "roll".into(),
-            kind: Kind::Internal,
-            attributes: BTreeMap::new(),
-            resource: Arc::new(BTreeMap::new()),
-            scope: String::new(),
-            status: Status::Unset,
-            status_message: String::new(),
-            start_ns: 1,
-            end_ns: 2,
-        }
+    fn key(trace: u8) -> TraceKey {
+        [trace; 16]
     }
 
     #[test]
     fn the_oldest_traces_go_first_and_the_budget_holds() {
-        let one = span(0, 0).size();
-        let mut memory = Memory::new(one * 10);
+        let piece = vec![7u8; 100];
+        let one = piece.len() + PIECE_OVERHEAD;
+        let mut memory = Memory::new((one + TRACE_OVERHEAD) * 5 + one * 5);
         for trace in 0..5 {
-            memory.insert(vec![span(trace, 1), span(trace, 2)]);
+            memory.insert(vec![
+                (key(trace), piece.clone()),
+                (key(trace), piece.clone()),
+            ]);
         }
-        assert_eq!((memory.traces(), memory.bytes()), (5, one * 10));
-        // A span for an old trace keeps its place in the order.
-        let done = memory.insert(vec![span(5, 1), span(0, 3)]);
+        assert_eq!(memory.traces(), 5);
+        assert_eq!(memory.bytes(), (2 * one + TRACE_OVERHEAD) * 5);
+        // A piece of an old trace keeps the trace's place in the order.
+        let done = memory.insert(vec![(key(5), piece.clone()), (key(0), piece.clone())]);
         assert_eq!(done.evicted_traces, 1);
-        assert!(
-            memory.get(&format!("{:032x}", 0)).is_none(),
-            "the oldest went"
-        );
-        assert!(memory.get(&format!("{:032x}", 1)).is_some());
-        assert!(memory.bytes() <= one * 10);
-        assert_eq!(memory.get(&format!("{:032x}", 5)).unwrap().len(), 1);
+        assert!(memory.get(&key(0)).is_none(), "the oldest went");
+        assert!(memory.get(&key(1)).is_some());
+        assert!(memory.bytes() <= memory.budget);
+        assert_eq!(memory.get(&key(5)).unwrap(), vec![piece]);
     }
 }

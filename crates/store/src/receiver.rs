@@ -21,6 +21,7 @@ use warp::Filter as _;
 use warp::reply::Response;
 
 use crate::Store;
+use crate::split::{self, Piece, TraceKey};
 
 /// The largest body accepted, as sent (compressed or not).
 const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -100,15 +101,15 @@ pub(crate) fn routes(app: App, store: &Arc<Store>) -> App {
                         })?
                         .map_err(refused_body)?;
                     let body = decompress(encoding.as_deref(), body)?;
-                    let spans = otlp::decode(&body, media).map_err(|error| {
-                        Refusal::new(StatusCode::BAD_REQUEST, "undecodable", error.to_string())
+                    let (pieces, spans) = cut(&body, media).map_err(|detail| {
+                        Refusal::new(StatusCode::BAD_REQUEST, "undecodable", detail)
                     })?;
-                    Ok::<_, Refusal>((media, spans))
+                    Ok::<_, Refusal>((media, pieces, spans))
                 }
                 .await;
                 match outcome {
-                    Ok((media, spans)) => {
-                        store.keep(spans);
+                    Ok((media, pieces, spans)) => {
+                        store.keep(pieces, spans);
                         store.counts.exports.with_label_values(&["accepted"]).inc();
                         accepted(media)
                     }
@@ -129,6 +130,21 @@ pub(crate) fn routes(app: App, store: &Arc<Store>) -> App {
             }
         });
     app.quiet_post_route("/v1/traces", export)
+}
+
+/// The request's pieces by trace, and how many spans it held. JSON is read into OTLP's types and
+/// written as protobuf first; protobuf is cut as it is.
+fn cut(body: &[u8], media: Encoding) -> Result<(Vec<(TraceKey, Piece)>, u64), String> {
+    let protobuf;
+    let body = match media {
+        Encoding::Protobuf => body,
+        Encoding::Json => {
+            let request = otlp::request(body, media).map_err(|e| e.to_string())?;
+            protobuf = request.encode_to_vec();
+            &protobuf
+        }
+    };
+    split::split(body).map_err(|e| format!("not an OTLP ExportTraceServiceRequest: {e}"))
 }
 
 fn refused_body(error: BodyError) -> Refusal {

@@ -46,14 +46,18 @@ pub struct DecodeError {
 
 /// The spans of an export request.
 pub fn decode(body: &[u8], encoding: Encoding) -> Result<Vec<Span>, DecodeError> {
+    spans(request(body, encoding)?).map_err(|detail| DecodeError { encoding, detail })
+}
+
+/// An export request, as OTLP's protobuf types.
+pub fn request(body: &[u8], encoding: Encoding) -> Result<ExportTraceServiceRequest, DecodeError> {
     let fail = |detail: String| DecodeError { encoding, detail };
-    let request = match encoding {
+    match encoding {
         Encoding::Protobuf => {
-            ExportTraceServiceRequest::decode(body).map_err(|e| fail(e.to_string()))?
+            ExportTraceServiceRequest::decode(body).map_err(|e| fail(e.to_string()))
         }
-        Encoding::Json => serde_json::from_slice(body).map_err(|e| fail(e.to_string()))?,
-    };
-    spans(request).map_err(fail)
+        Encoding::Json => serde_json::from_slice(body).map_err(|e| fail(e.to_string())),
+    }
 }
 
 /// Flattens a request into spans, checking the ids.
