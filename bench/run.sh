@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Throughput, latency and memory of the die-service and dice-roller under wrk, with telemetry on
-# (spans exported to a local OTLP sink, JSON logs written to a file) and with OTEL_SDK_DISABLED=true,
-# side by side in one run. Both stacks run at once and the rounds alternate between them, so the
-# noise of a shared machine falls on both alike. Rolls have zero delay: this measures the
-# services and their telemetry, not the simulated work.
+# The cost of telemetry: the die-service and dice-roller under wrk with telemetry on (spans
+# exported to a local OTLP sink that counts them, JSON logs written to a file) and with
+# OTEL_SDK_DISABLED=true, side by side in one run. Both stacks run at once and the rounds
+# alternate between them, so the noise of a shared machine falls on both alike. Rolls have zero
+# delay: this measures the services and their telemetry, not the simulated work.
+#
+# For each cell it prints requests/s and p50/p99 as wrk sees them, and the CPU each service spent
+# per 1,000 requests it counted (from /proc/PID/stat over the cell, divided by the requests in its
+# own http_requests_total): steadier than requests/s on a shared machine. Then the ratio of
+# telemetry on to off, the cost of one `roll` span derived from it, every span and log line
+# accounted for (the sink's spans per request; nothing dropped), and each service's peak RSS.
 #
 #   bench/run.sh                          # 3 rounds of 5 s per cell
-#   ROUNDS=5 DURATION=10s CONNECTIONS=16 bench/run.sh
+#   ROUNDS=5 DURATION=10s CONNECTIONS=50 bench/run.sh
 #
 # Needs wrk (Debian: apt-get install wrk) and curl. Prints Markdown tables.
 set -euo pipefail
@@ -14,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-5s}
 ROUNDS=${ROUNDS:-3}
-CONNECTIONS=${CONNECTIONS:-8}
+CONNECTIONS=${CONNECTIONS:-50}
 BASE_PORT=${BASE_PORT:-18400}
 SINK_PORT=$((BASE_PORT + 18))
 
@@ -31,16 +37,22 @@ wait_ready() { # url
   for _ in $(seq 200); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done
   echo "bench: $1 never became ready" >&2; exit 1
 }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# The requests a service counted, its /metrics scrapes left out.
+served() { curl -fs "http://127.0.0.1:$1/metrics" | awk '/^http_requests_total\{/ && !/handler="\/metrics"/ { s += $2 } END { printf "%d", s }'; }
+metric() { curl -fs "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 { s += $2 } END { printf "%d", s }'; }
+sink_spans() { curl -fs "http://127.0.0.1:$SINK_PORT/counts" | sed -E 's/.*"spans":([0-9]+).*/\1/'; }
 
 "$bin/otlp-sink" "127.0.0.1:$SINK_PORT" >"$work/sink.out" 2>&1 &
 pids+=($!)
+wait_ready "http://127.0.0.1:$SINK_PORT/counts"
 
 # Two stacks: telemetry on at BASE_PORT+1/+2, off at BASE_PORT+11/+12.
-declare -A roller_port dice_pid roller_pid
+declare -A roller_port dice_port dice_pid roller_pid
 for telemetry in on off; do
   offset=$([ "$telemetry" = on ] && echo 0 || echo 10)
   dice=$((BASE_PORT + offset + 2)); roller=$((BASE_PORT + offset + 1))
-  env_common=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT")
+  env_common=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT" ${BENCH_ENV:-})
   [ "$telemetry" = off ] && env_common+=(OTEL_SDK_DISABLED=true)
   env "${env_common[@]}" "$bin/die-service" --listen "127.0.0.1:$dice" >"$work/dice-$telemetry.log" &
   dice_pid[$telemetry]=$!; pids+=($!)
@@ -48,58 +60,109 @@ for telemetry in on off; do
     --die-service-url "http://127.0.0.1:$dice" --roll-delay-ms 0 --max-times 1000 \
     >"$work/roller-$telemetry.log" &
   roller_pid[$telemetry]=$!; pids+=($!)
-  roller_port[$telemetry]=$roller
+  roller_port[$telemetry]=$roller; dice_port[$telemetry]=$dice
   wait_ready "http://127.0.0.1:$dice/healthz"
   wait_ready "http://127.0.0.1:$roller/healthz"
 done
 
-# Each endpoint with its connections: throughput under load for the first two, the latency of one
-# request at a time for the large batch.
+# Each endpoint with its connections and the spans one request makes: throughput under load for
+# the first two, one request at a time for the large batch.
 endpoints=("/roll?die=fair" "/roll-async?die=fair&times=100" "/roll-async?die=fair&times=1000")
 declare -A conns=([/roll?die=fair]=$CONNECTIONS [/roll-async?die=fair&times=100]=$CONNECTIONS [/roll-async?die=fair&times=1000]=1)
+# Server spans of the roller and the die-service, the roller's client span, and the rolls.
+declare -A expected=([/roll?die=fair]=4 [/roll-async?die=fair&times=100]=103 [/roll-async?die=fair&times=1000]=1003)
 
 to_ms() { # wrk duration (us, ms, s) -> milliseconds
   awk -v d="$1" 'BEGIN { v = d + 0; if (d ~ /us$/) v /= 1000; else if (d ~ /[0-9]s$/) v *= 1000; printf "%.3f", v }'
 }
+add() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a + b }'; }
 
-declare -A rps p50 p99
+hz=$(getconf CLK_TCK)
+declare -A rps p50 p99 roller_cpu roller_reqs dice_cpu dice_reqs spans
 for endpoint in "${endpoints[@]}"; do
   for telemetry in on off; do
-    url="http://127.0.0.1:${roller_port[$telemetry]}$endpoint"
-    wrk -t1 -c2 -d1s "$url" >/dev/null  # warm-up
-    rps["$telemetry $endpoint"]=0; p50["$telemetry $endpoint"]=0; p99["$telemetry $endpoint"]=0
+    wrk -t1 -c2 -d1s "http://127.0.0.1:${roller_port[$telemetry]}$endpoint" >/dev/null  # warm-up
+    key="$telemetry $endpoint"
+    for stat in rps p50 p99 roller_cpu roller_reqs dice_cpu dice_reqs spans; do
+      declare -n cell=$stat; cell[$key]=0; unset -n cell
+    done
   done
-  for round in $(seq "$ROUNDS"); do
+  sleep 0.5  # the warm-up's spans leave within the batch delay
+  for _ in $(seq "$ROUNDS"); do
     for telemetry in on off; do
       key="$telemetry $endpoint"
-      out=$(wrk -t1 -c"${conns[$endpoint]}" -d"$DURATION" --latency "http://127.0.0.1:${roller_port[$telemetry]}$endpoint")
+      r=${roller_port[$telemetry]}; d=${dice_port[$telemetry]}
+      r0=$(served "$r"); d0=$(served "$d"); s0=$(sink_spans)
+      rt0=$(cpu_ticks "${roller_pid[$telemetry]}"); dt0=$(cpu_ticks "${dice_pid[$telemetry]}")
+      out=$(wrk -t1 -c"${conns[$endpoint]}" -d"$DURATION" --latency "http://127.0.0.1:$r$endpoint")
+      rt1=$(cpu_ticks "${roller_pid[$telemetry]}"); dt1=$(cpu_ticks "${dice_pid[$telemetry]}")
+      [ "$telemetry" = on ] && sleep 0.5  # the last batch's spans
+      r1=$(served "$r"); d1=$(served "$d"); s1=$(sink_spans)
       if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
         echo "bench: $key: $(grep -E 'Non-2xx|Socket errors' <<<"$out")" >&2
       fi
-      rps[$key]=$(awk -v a="${rps[$key]}" '/^Requests\/sec/ { printf "%.2f", a + $2 }' <<<"$out")
-      p50[$key]=$(awk -v a="${p50[$key]}" -v b="$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")" 'BEGIN { printf "%.3f", a + b }')
-      p99[$key]=$(awk -v a="${p99[$key]}" -v b="$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")" 'BEGIN { printf "%.3f", a + b }')
+      rps[$key]=$(add "${rps[$key]}" "$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")")
+      p50[$key]=$(add "${p50[$key]}" "$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")")
+      p99[$key]=$(add "${p99[$key]}" "$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")")
+      roller_cpu[$key]=$(add "${roller_cpu[$key]}" "$(awk -v a="$rt0" -v b="$rt1" -v hz="$hz" 'BEGIN { print (b - a) / hz }')")
+      dice_cpu[$key]=$(add "${dice_cpu[$key]}" "$(awk -v a="$dt0" -v b="$dt1" -v hz="$hz" 'BEGIN { print (b - a) / hz }')")
+      roller_reqs[$key]=$((${roller_reqs[$key]%.*} + r1 - r0))
+      dice_reqs[$key]=$((${dice_reqs[$key]%.*} + d1 - d0))
+      [ "$telemetry" = on ] && spans[$key]=$((${spans[$key]%.*} + s1 - s0))
     done
   done
 done
 
 peak_rss_mib() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+per_thousand() { awk -v cpu="$1" -v n="$2" 'BEGIN { printf "%.1f", (n > 0 ? 1e6 * cpu / n : 0) }'; } # ms per 1,000
 
 echo
 echo "wrk, 1 thread; $ROUNDS alternating rounds of $DURATION per cell (means shown); $(nproc) cores; zero roll delay; JSON logs to a file"
 echo
-echo "| endpoint | connections | telemetry | requests/s | p50 | p99 | throughput vs. off |"
-echo "|---|---:|---|---:|---:|---:|---:|"
+echo "| endpoint | connections | telemetry | requests/s | p50 | p99 | dice-roller CPU per 1,000 requests | die-service CPU per 1,000 of its requests |"
+echo "|---|---:|---|---:|---:|---:|---:|---:|"
 for endpoint in "${endpoints[@]}"; do
   for telemetry in on off; do
     key="$telemetry $endpoint"
     awk -v e="$endpoint" -v c="${conns[$endpoint]}" -v t="$telemetry" -v n="$ROUNDS" \
-        -v r="${rps[$key]}" -v off="${rps[off $endpoint]}" -v a="${p50[$key]}" -v b="${p99[$key]}" \
-        'BEGIN { printf "| `%s` | %s | %s | %.0f | %.2f ms | %.2f ms | %.0f%% |\n", e, c, t, r / n, a / n, b / n, 100 * r / off }'
+        -v r="${rps[$key]}" -v a="${p50[$key]}" -v b="${p99[$key]}" \
+        -v rc="$(per_thousand "${roller_cpu[$key]}" "${roller_reqs[$key]}")" \
+        -v dc="$(per_thousand "${dice_cpu[$key]}" "${dice_reqs[$key]}")" \
+        'BEGIN { printf "| `%s` | %s | %s | %.0f | %.2f ms | %.2f ms | %s ms | %s ms |\n", e, c, t, r / n, a / n, b / n, rc, dc }'
   done
 done
+
+ratio() { # service key-on key-off
+  local cpu reqs; declare -n cpu="${1}_cpu" reqs="${1}_reqs"
+  awk -v on="$(per_thousand "${cpu[$2]}" "${reqs[$2]}")" -v off="$(per_thousand "${cpu[$3]}" "${reqs[$3]}")" \
+    'BEGIN { printf "%.2f", (off > 0 ? on / off : 0) }'
+}
+roll="/roll?die=fair"; batch="/roll-async?die=fair&times=100"
 echo
-echo "| service | peak RSS, telemetry on | peak RSS, telemetry off |"
+echo "| CPU per request, telemetry on ÷ off | measured | target |"
 echo "|---|---:|---:|"
-echo "| die-service | $(peak_rss_mib "${dice_pid[on]}") MiB | $(peak_rss_mib "${dice_pid[off]}") MiB |"
-echo "| dice-roller | $(peak_rss_mib "${roller_pid[on]}") MiB | $(peak_rss_mib "${roller_pid[off]}") MiB |"
+echo "| dice-roller, \`/roll\` | $(ratio roller "on $roll" "off $roll")× | ≤ 1.15× |"
+echo "| dice-roller, \`/roll-async?times=100\` | $(ratio roller "on $batch" "off $batch")× | ≤ 1.30× |"
+echo "| die-service (under \`/roll\`) | $(ratio dice "on $roll" "off $roll")× | ≤ 1.15× |"
+span_us=$(awk -v on="$(per_thousand "${roller_cpu[on $batch]}" "${roller_reqs[on $batch]}")" \
+              -v off="$(per_thousand "${roller_cpu[off $batch]}" "${roller_reqs[off $batch]}")" \
+              'BEGIN { printf "%.2f", (on - off) / 100 }')
+echo "| one \`roll\` span, created, logged and exported: (on − off) ÷ 100 rolls | $span_us µs | < 2 µs |"
+
+echo
+echo "| every span and line accounted for | spans per request at the sink (expected) | spans dropped | log lines dropped |"
+echo "|---|---:|---:|---:|"
+dropped_spans=$(( $(metric "${roller_port[on]}" telemetry_spans_dropped_total) + $(metric "${dice_port[on]}" telemetry_spans_dropped_total) ))
+dropped_lines=$(( $(metric "${roller_port[on]}" telemetry_log_lines_dropped_total) + $(metric "${dice_port[on]}" telemetry_log_lines_dropped_total) ))
+for endpoint in "${endpoints[@]}"; do
+  key="on $endpoint"
+  awk -v e="$endpoint" -v s="${spans[$key]}" -v n="${roller_reqs[$key]}" -v x="${expected[$endpoint]}" \
+    'BEGIN { printf "| `%s` | %.2f (%d) |", e, (n > 0 ? s / n : 0), x }'
+  echo " $dropped_spans in all | $dropped_lines in all |"
+done
+
+echo
+echo "| service | peak RSS, telemetry on | peak RSS, telemetry off | target |"
+echo "|---|---:|---:|---:|"
+echo "| die-service | $(peak_rss_mib "${dice_pid[on]}") MiB | $(peak_rss_mib "${dice_pid[off]}") MiB | < 20 MiB |"
+echo "| dice-roller | $(peak_rss_mib "${roller_pid[on]}") MiB | $(peak_rss_mib "${roller_pid[off]}") MiB | < 20 MiB |"

@@ -310,11 +310,14 @@ pub async fn status() -> ExitCode {
     let mut services_up = 0;
     show!("{:<12} {:<6} URL", "component", "state");
     for part in Part::all() {
-        let up = http
-            .get(part.ready_url())
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
+        // The store answers on Tempo's and Loki's ports: whose `/ready` answered tells them apart.
+        let up = http.get(part.ready_url()).send().await.is_ok_and(|r| {
+            let store = r
+                .headers()
+                .get(reqwest::header::SERVER)
+                .is_some_and(|s| s == store::SERVER);
+            r.status().is_success() && store == (part == Part::Store)
+        });
         if up && part.is_service() {
             services_up += 1;
         }

@@ -62,6 +62,9 @@ fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+/// The `Server` header of the store's `/ready`.
+pub const SERVER: &str = "dice-lab-store";
+
 /// The store's name in its logs; it exports no spans.
 pub const SERVICE: telemetry::ServiceInfo = telemetry::ServiceInfo {
     name: Part::Store.name(),

@@ -9,7 +9,8 @@
 //!   not needed: every kept trace is searched.
 //! - `GET /loki/api/v1/query_range`: the subset that [`crate::loki`] answers, `400` in plain text
 //!   (as Loki answers a bad query) for the rest.
-//! - `GET /ready` (`ready`, as Tempo and Loki say it) and Tempo's `GET /api/echo` (`echo`).
+//! - `GET /ready` (`ready`, as Tempo and Loki say it, with `Server: dice-lab-store` so that
+//!   `dice-lab status` can tell the store from them) and Tempo's `GET /api/echo` (`echo`).
 
 use std::sync::Arc;
 
@@ -47,7 +48,14 @@ pub(crate) fn routes(app: App, store: &Arc<Store>) -> App {
         .and(with_store())
         .and(raw_query())
         .map(|store: Arc<Store>, query: String| async move { query_range(&store, query).await });
-    let ready = warp::path!("ready").map(|| async { text(StatusCode::OK, "ready") });
+    let ready = warp::path!("ready").map(|| async {
+        let mut ready = text(StatusCode::OK, "ready");
+        // Tempo and Loki answer `/ready` the same way on the same ports: this tells the store apart.
+        ready
+            .headers_mut()
+            .insert(header::SERVER, HeaderValue::from_static(crate::SERVER));
+        ready
+    });
     let echo = warp::path!("api" / "echo").map(|| async { text(StatusCode::OK, "echo") });
     app.quiet_route("/api/traces/{traceID}", v1)
         .quiet_route("/api/v2/traces/{traceID}", v2)

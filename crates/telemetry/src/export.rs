@@ -16,15 +16,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use opentelemetry::Context;
-use opentelemetry_otlp::{Protocol, WithExportConfig as _};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, OTEL_BSP_SCHEDULE_DELAY, Span, SpanData, SpanExporter,
-    SpanProcessor,
+    BatchConfigBuilder, BatchSpanProcessor, OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
+    OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_SCHEDULE_DELAY, Span, SpanData, SpanExporter, SpanProcessor,
 };
 
-use crate::{DEFAULT_OTLP_ENDPOINT, Error, metrics};
+use crate::{DEFAULT_OTLP_ENDPOINT, Error, encode, metrics};
 
 /// The span processor for a service: the SDK's batch processor (configured by `OTEL_BSP_*`, with
 /// [`SCHEDULE_DELAY`] unless `OTEL_BSP_SCHEDULE_DELAY` says otherwise) behind the drop counting; returns it with the endpoint spans go to.
@@ -33,12 +32,7 @@ pub(crate) fn processor() -> Result<(Counting, String), Error> {
         .or_else(|| env_nonempty("OTEL_EXPORTER_OTLP_ENDPOINT").map(|base| traces_url(&base)));
     let endpoint = configured.unwrap_or_else(|| traces_url(DEFAULT_OTLP_ENDPOINT));
     check_endpoint(&endpoint)?;
-    let inner = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_protocol(Protocol::HttpBinary)
-        .with_endpoint(endpoint.clone())
-        .build()
-        .map_err(|e| Error::Exporter(e.to_string()))?;
+    let inner = Otlp::new(&endpoint)?;
     let in_flight = Arc::new(AtomicUsize::new(0));
     let exporter = Reporting {
         inner,
@@ -47,9 +41,12 @@ pub(crate) fn processor() -> Result<(Counting, String), Error> {
         in_flight: in_flight.clone(),
     };
     let capacity = queue_size();
-    let mut config = BatchConfigBuilder::default();
+    let mut config = BatchConfigBuilder::default().with_max_queue_size(capacity);
     if env_nonempty(OTEL_BSP_SCHEDULE_DELAY).is_none() {
         config = config.with_scheduled_delay(SCHEDULE_DELAY);
+    }
+    if env_nonempty(OTEL_BSP_MAX_EXPORT_BATCH_SIZE).is_none() {
+        config = config.with_max_export_batch_size(EXPORT_BATCH_SIZE.min(capacity));
     }
     let processor = Counting {
         inner: BatchSpanProcessor::builder(exporter)
@@ -87,12 +84,21 @@ fn check_endpoint(endpoint: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// `OTEL_BSP_MAX_QUEUE_SIZE`, as the SDK reads it (default 2048).
+/// Spans per export when `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` is unset (the specification's default
+/// is 512): a batch of rolls makes hundreds of spans at once, and fewer, larger exports keep up
+/// with a service at full speed on two cores.
+pub(crate) const EXPORT_BATCH_SIZE: usize = 2048;
+
+/// Spans that may wait for export when `OTEL_BSP_MAX_QUEUE_SIZE` is unset (the specification's
+/// default is 2048): four batches, room for a burst while one is being sent.
+pub(crate) const QUEUE_SIZE: usize = 8192;
+
+/// `OTEL_BSP_MAX_QUEUE_SIZE`, or [`QUEUE_SIZE`].
 fn queue_size() -> usize {
-    env_nonempty("OTEL_BSP_MAX_QUEUE_SIZE")
+    env_nonempty(OTEL_BSP_MAX_QUEUE_SIZE)
         .and_then(|v| v.trim().parse().ok())
         .filter(|size| *size > 0)
-        .unwrap_or(opentelemetry_sdk::trace::OTEL_BSP_MAX_QUEUE_SIZE_DEFAULT)
+        .unwrap_or(QUEUE_SIZE)
 }
 
 /// The batch processor, with the spans it holds counted: a span that would not fit in its queue
@@ -200,6 +206,127 @@ impl<E: SpanExporter> SpanExporter for Reporting<E> {
     fn set_resource(&mut self, resource: &Resource) {
         self.inner.set_resource(resource);
     }
+}
+
+/// OTLP/HTTP with protobuf, as the exporter specification describes it: each batch is written
+/// straight into an `ExportTraceServiceRequest` ([`crate::encode`]) and POSTed to the endpoint, with
+/// `OTEL_EXPORTER_OTLP_TRACES_HEADERS` / `OTEL_EXPORTER_OTLP_HEADERS` and within
+/// `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT` / `OTEL_EXPORTER_OTLP_TIMEOUT` (10 s by default).
+#[derive(Debug)]
+struct Otlp {
+    client: reqwest::blocking::Client,
+    endpoint: String,
+    headers: reqwest::header::HeaderMap,
+    resource: encode::EncodedResource,
+}
+
+/// How long an export may take when no `OTEL_EXPORTER_OTLP_*TIMEOUT` says.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Otlp {
+    fn new(endpoint: &str) -> Result<Self, Error> {
+        let timeout = [
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+        ]
+        .iter()
+        .find_map(|name| env_nonempty(name)?.trim().parse().ok())
+        .map_or(EXPORT_TIMEOUT, Duration::from_millis);
+        let mut headers = reqwest::header::HeaderMap::new();
+        let listed = [
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+            "OTEL_EXPORTER_OTLP_HEADERS",
+        ]
+        .iter()
+        .find_map(|name| env_nonempty(name))
+        .unwrap_or_default();
+        for pair in listed.split(',').filter(|p| !p.trim().is_empty()) {
+            let bad = || {
+                Error::Exporter(format!(
+                    "OTEL_EXPORTER_OTLP_HEADERS: '{pair}' is not key=value"
+                ))
+            };
+            let (key, value) = pair.split_once('=').ok_or_else(bad)?;
+            let value = percent_decode(value.trim());
+            headers.insert(
+                reqwest::header::HeaderName::from_bytes(key.trim().as_bytes())
+                    .map_err(|_| bad())?,
+                reqwest::header::HeaderValue::from_str(&value).map_err(|_| bad())?,
+            );
+        }
+        // reqwest's blocking client runs a runtime of its own, which may not be made inside
+        // another; the services set telemetry up inside theirs, so it is made on a thread apart.
+        let client = std::thread::spawn(move || {
+            reqwest::blocking::Client::builder()
+                .timeout(timeout)
+                .build()
+        })
+        .join()
+        .map_err(|_| Error::Exporter("building the HTTP client panicked".into()))?
+        .map_err(|e| Error::Exporter(e.to_string()))?;
+        Ok(Self {
+            client,
+            endpoint: endpoint.to_owned(),
+            headers,
+            resource: encode::EncodedResource::default(),
+        })
+    }
+}
+
+impl SpanExporter for Otlp {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let body = encode::request(&self.resource, &batch);
+        drop(batch);
+        let response = self
+            .client
+            .post(&self.endpoint)
+            .headers(self.headers.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/x-protobuf")
+            .body(body)
+            .send()
+            .map_err(|e| OTelSdkError::InternalFailure(without_url(&e)))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let text = response.text().unwrap_or_default();
+        Err(OTelSdkError::InternalFailure(format!(
+            "the collector answered {status}: {}",
+            text.chars().take(200).collect::<String>()
+        )))
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.resource = encode::EncodedResource::new(resource);
+    }
+}
+
+/// reqwest's error without the URL it names (the warning names the endpoint already).
+fn without_url(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    if let Some(url) = error.url() {
+        text = text
+            .replace(&format!(" ({url})"), "")
+            .replace(url.as_str(), "the endpoint");
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// `%XX` escapes decoded, as the exporter specification writes header values.
+fn percent_decode(text: &str) -> String {
+    url::form_urlencoded::parse(format!("v={}", text.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
 }
 
 /// The signal-specific URL for a base endpoint, as the OTLP exporter specification builds it.

@@ -7,9 +7,12 @@
 //! [`Telemetry::shutdown`] flushes the spans that are still queued once the server has drained.
 //! Nothing here knows HTTP: the routes and clients that create spans live in the HTTP crate.
 
+mod bridge;
+mod encode;
 mod export;
 mod logging;
 pub mod metrics;
+pub mod span;
 
 use std::time::Duration;
 
@@ -19,9 +22,9 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::resource::{EnvResourceDetector, TelemetryResourceDetector};
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
-use tracing_subscriber::{EnvFilter, Layer as _};
 
 /// The OTLP/HTTP endpoint used when neither `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` nor
 /// `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
@@ -86,23 +89,23 @@ pub fn init(info: ServiceInfo) -> Result<Telemetry, Error> {
         .add_directive(quiet("warp"))
         .add_directive(quiet("opentelemetry"))
         .add_directive(quiet("opentelemetry_sdk"))
-        .add_directive(quiet("opentelemetry_otlp"))
         .add_directive(quiet("opentelemetry_http"));
     let (json, logs) = logging::JsonLines::new(service_name);
     let otel = provider.as_ref().map(|p| {
-        tracing_opentelemetry::layer()
-            .with_tracer(p.tracer(info.name))
-            .with_error_events_to_status(false)
-            .with_location(false)
-            .with_threads(false)
-            .with_target(false)
-            .with_level(false)
-            .with_tracked_inactivity(false)
-            // Log events go to stdout (and Loki) with the span ids; copying each one into its span
-            // as a span event would double what is exported for a batch of rolls.
-            .with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
-                metadata.is_span()
-            }))
+        let tracer = p.tracer(info.name);
+        let _ = span::TRACER.set(tracer.clone());
+        // Log events go to stdout (and Loki) with the span ids; copying each one into its span
+        // as a span event would double what is exported for a batch of rolls.
+        bridge::SpansOnly(
+            tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_error_events_to_status(false)
+                .with_location(false)
+                .with_threads(false)
+                .with_target(false)
+                .with_level(false)
+                .with_tracked_inactivity(false),
+        )
     });
     tracing_subscriber::registry()
         .with(otel)

@@ -9,8 +9,10 @@
 //!
 //! A concurrent batch logs one line per roll, so lines are built without intermediate maps and
 //! appended to a shared buffer that one writer thread empties, writing whatever has gathered in one
-//! system call. Loggers wake the writer only when the buffer was empty, so a busy service does not
-//! pay a thread wake-up per line. The buffer is bounded, and logging never waits for stdout: when
+//! system call. A logger wakes the writer only when the buffer was empty, and the writer, once
+//! woken, lets lines gather for [`LINGER`] (or until [`WAKE_AT`] bytes have) before it writes: a
+//! busy service pays a thread wake-up per burst, not per line, and a line reaches stdout within a
+//! few milliseconds. The buffer is bounded, and logging never waits for stdout: when
 //! nobody reads it (an unread pipe) and the buffer is full, lines are dropped, counted in
 //! `telemetry_log_lines_dropped_total`, and one line on stderr says so; the service goes on
 //! answering. [`Writer::close`] drains the buffer at shutdown, waiting for stdout at most
@@ -23,13 +25,18 @@ use std::time::Duration;
 use opentelemetry::trace::TraceContextExt as _;
 use serde_json::Value;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::Context;
 
 /// Bytes that may wait for the writer thread; beyond, lines are dropped.
 const BUFFER_LIMIT: usize = 4 * 1024 * 1024;
+
+/// How long the writer lets lines gather after the first one of a burst.
+const LINGER: Duration = Duration::from_millis(5);
+
+/// Buffered bytes past which a logger wakes the writer at once instead of letting it linger.
+const WAKE_AT: usize = 256 * 1024;
 
 /// What the writer's buffers keep between bursts.
 const SPARE_CAPACITY: usize = 64 * 1024;
@@ -114,10 +121,11 @@ impl JsonLines {
             }
             return;
         }
-        let was_empty = buffer.lines.is_empty();
+        let before = buffer.lines.len();
         buffer.lines.extend_from_slice(line);
+        let after = buffer.lines.len();
         drop(buffer);
-        if was_empty {
+        if before == 0 || (before < WAKE_AT && after >= WAKE_AT) {
             self.shared.filled.notify_one();
         }
     }
@@ -151,6 +159,14 @@ fn write_lines(shared: &Shared) {
                 .wait(buffer)
                 .unwrap_or_else(|e| e.into_inner());
         }
+        // The first line of a burst: let the rest of it gather, so that one write takes it all.
+        if !buffer.closed && buffer.lines.len() < WAKE_AT {
+            buffer = shared
+                .filled
+                .wait_timeout_while(buffer, LINGER, |b| !b.closed && b.lines.len() < WAKE_AT)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
         if buffer.lines.is_empty() {
             buffer.done = true;
             drop(buffer);
@@ -173,23 +189,42 @@ fn write_lines(shared: &Shared) {
 
 impl<S: Subscriber> tracing_subscriber::Layer<S> for JsonLines {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        let mut fields = Fields::default();
-        event.record(&mut fields);
+        // Each thread builds its lines in buffers of its own, kept from line to line: a line
+        // costs no allocation once a thread has logged a few.
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<(Fields, Vec<u8>)> = std::cell::RefCell::default();
+        }
+        SCRATCH.with(|scratch| {
+            let Ok(mut scratch) = scratch.try_borrow_mut() else {
+                // An event logged while a line is being built (by a field's Debug): rare; it
+                // gets buffers of its own.
+                let mut own = (Fields::default(), Vec::new());
+                self.line(event, &mut own.0, &mut own.1);
+                return;
+            };
+            let (fields, line) = &mut *scratch;
+            self.line(event, fields, line);
+        });
+    }
+}
 
-        let mut line = Vec::with_capacity(256 + fields.rest.len());
-        let timestamp = OffsetDateTime::now_utc()
-            .format(&Rfc3339)
-            .unwrap_or_default();
+impl JsonLines {
+    /// Writes `event` as one line into `line` (using `fields` for its fields) and emits it.
+    fn line(&self, event: &Event<'_>, fields: &mut Fields, line: &mut Vec<u8>) {
+        fields.message.clear();
+        fields.rest.clear();
+        event.record(fields);
+        line.clear();
         line.extend_from_slice(b"{\"timestamp\":\"");
-        line.extend_from_slice(timestamp.as_bytes());
+        timestamp(line, OffsetDateTime::now_utc());
         line.extend_from_slice(b"\",\"level\":\"");
         line.extend_from_slice(level(event.metadata().level()).as_bytes());
         line.extend_from_slice(b"\",\"message\":");
-        string(&mut line, &fields.message);
+        string(line, &fields.message);
         line.extend_from_slice(b",\"service\":");
-        string(&mut line, &self.service);
+        string(line, &self.service);
         line.extend_from_slice(b",\"target\":");
-        string(&mut line, event.metadata().target());
+        string(line, event.metadata().target());
         line.extend_from_slice(&fields.rest);
 
         let cx = opentelemetry::Context::current();
@@ -197,13 +232,67 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for JsonLines {
         let ids = span.span_context();
         if ids.is_valid() {
             line.extend_from_slice(b",\"trace_id\":\"");
-            line.extend_from_slice(ids.trace_id().to_string().as_bytes());
+            hex(line, &ids.trace_id().to_bytes());
             line.extend_from_slice(b"\",\"span_id\":\"");
-            line.extend_from_slice(ids.span_id().to_string().as_bytes());
+            hex(line, &ids.span_id().to_bytes());
             line.push(b'"');
         }
         line.extend_from_slice(b"}\n");
-        self.emit(&line);
+        self.emit(line);
+        // A huge line (a long settings dump) leaves a huge buffer behind; give it back.
+        if line.capacity() > SCRATCH_CAPACITY {
+            line.shrink_to(SCRATCH_CAPACITY);
+            fields.rest.shrink_to(SCRATCH_CAPACITY);
+            fields.message.shrink_to(SCRATCH_CAPACITY);
+        }
+    }
+}
+
+/// What a thread's line buffers keep between lines.
+const SCRATCH_CAPACITY: usize = 4096;
+
+/// RFC 3339 in UTC with nanoseconds, as `time`'s `Rfc3339` writes it: `2026-11-28T02:23:28.123456789Z`
+/// (trailing zeros of the fraction left out, and the fraction with them when it is zero).
+fn timestamp(out: &mut Vec<u8>, at: OffsetDateTime) {
+    let (year, month, day) = (at.year(), u8::from(at.month()), at.day());
+    let digits = |out: &mut Vec<u8>, value: u32, width: usize| {
+        let mut buffer = [b'0'; 10];
+        let mut rest = value;
+        for slot in buffer[..width].iter_mut().rev() {
+            *slot = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        out.extend_from_slice(&buffer[..width]);
+    };
+    digits(out, year.max(0) as u32, 4);
+    out.push(b'-');
+    digits(out, u32::from(month), 2);
+    out.push(b'-');
+    digits(out, u32::from(day), 2);
+    out.push(b'T');
+    digits(out, u32::from(at.hour()), 2);
+    out.push(b':');
+    digits(out, u32::from(at.minute()), 2);
+    out.push(b':');
+    digits(out, u32::from(at.second()), 2);
+    let nanos = at.nanosecond();
+    if nanos != 0 {
+        out.push(b'.');
+        let start = out.len();
+        digits(out, nanos, 9);
+        while out.last() == Some(&b'0') && out.len() > start {
+            out.pop();
+        }
+    }
+    out.push(b'Z');
+}
+
+/// Bytes as lowercase hex.
+fn hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for byte in bytes {
+        out.push(DIGITS[usize::from(byte >> 4)]);
+        out.push(DIGITS[usize::from(byte & 0xf)]);
     }
 }
 
@@ -258,7 +347,7 @@ impl Visit for Fields {
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
-            value.clone_into(&mut self.message);
+            self.message.push_str(value);
         } else {
             self.value(field, value);
         }
@@ -267,14 +356,52 @@ impl Visit for Fields {
         self.value(field, value.to_string());
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            use std::fmt::Write as _;
+            let _ = write!(self.message, "{value:?}");
+            return;
+        }
         let text = format!("{value:?}");
         match field.name() {
-            "message" => self.message = text,
             "settings" => match serde_json::from_str::<Value>(&text) {
                 Ok(object) if object.is_object() => self.value(field, object),
                 _ => self.value(field, text),
             },
             _ => self.value(field, text),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::format_description::well_known::Rfc3339;
+
+    use super::*;
+
+    #[test]
+    fn timestamps_are_written_as_rfc3339_writes_them() {
+        for (seconds, nanos) in [
+            (1_764_296_608, 123_456_789),
+            (1_764_296_608, 120_000_000),
+            (1_764_296_608, 0),
+            (0, 5),
+            (253_402_300_799, 999_999_999),
+        ] {
+            let at = OffsetDateTime::from_unix_timestamp(seconds).unwrap()
+                + time::Duration::nanoseconds(nanos);
+            let mut ours = Vec::new();
+            timestamp(&mut ours, at);
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                at.format(&Rfc3339).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn ids_are_lowercase_hex() {
+        let mut out = Vec::new();
+        hex(&mut out, &[0x4b, 0xf9, 0x00, 0xab]);
+        assert_eq!(out, b"4bf900ab");
     }
 }

@@ -17,15 +17,12 @@ use futures::stream::FuturesUnordered;
 use lab_http::client::{Upstream, UpstreamError};
 use lab_http::faults::Switch;
 use lab_http::reply::{ErrorStatus, result};
-use opentelemetry::trace::Status;
+use opentelemetry::KeyValue;
 use prometheus::{Histogram, IntCounterVec, IntGauge, Registry};
 use rand::Rng as _;
 use serde::{Serialize, Serializer};
-use telemetry::metrics;
+use telemetry::{metrics, span};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tracing::Instrument as _;
-use tracing::field::Empty;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
@@ -204,10 +201,9 @@ impl Roller {
         let query = RollQuery::parse(query).map_err(RollError::BadQuery)?;
         let _turn = self.turns(1)?;
         let spec = self.fetch_spec(&query.die).await?;
-        let span = roll_span(&query.die, None);
+        let span = roll_span(&span::parent(), &die_attribute(&query.die), None);
         match self
-            .roll_once(&query.die, &spec, Mode::Sync, None)
-            .instrument(span)
+            .roll_once(&span, &query.die, &spec, Mode::Sync, None)
             .await
         {
             Roll::Value(roll) => Ok(OneRoll {
@@ -259,16 +255,17 @@ impl Roller {
             Fetch::Each => None,
         };
         let once = &once;
-        // A roll runs inside the request's span, so its own span (and its fetch, with
-        // `fetch=each`) is a child of the request's.
+        // Every roll's span (and its fetch, with `fetch=each`) is a child of the request's span.
+        let parent = &span::parent();
+        let die_type = &die_attribute(die);
         let roll = |index: usize| async move {
             let spec = match once {
                 Some(spec) => spec.clone(),
                 None => Arc::new(self.fetch_spec(die).await?),
             };
+            let span = roll_span(parent, die_type, Some(index));
             let roll = self
-                .roll_once(die, &spec, Mode::Async, Some(index))
-                .instrument(roll_span(die, Some(index)))
+                .roll_once(&span, die, &spec, Mode::Async, Some(index))
                 .await;
             Ok::<_, RollError>((index, roll))
         };
@@ -296,8 +293,15 @@ impl Roller {
         Ok(rolls)
     }
 
-    /// One roll inside the current (`roll`) span: the delay, the draw, the records.
-    async fn roll_once(&self, die: &str, spec: &DieSpec, mode: Mode, index: Option<usize>) -> Roll {
+    /// One roll, recorded in its `span`: the delay, the draw, the records.
+    async fn roll_once(
+        &self,
+        span: &span::Internal,
+        die: &str,
+        spec: &DieSpec,
+        mode: Mode,
+        index: Option<usize>,
+    ) -> Roll {
         let _in_progress =
             matches!(mode, Mode::Async).then(|| InProgress::start(&self.0.in_progress));
         let delay = self.delay_for(spec);
@@ -305,10 +309,9 @@ impl Roller {
             tokio::time::sleep(delay).await;
         }
         let roll = spec.roll(&mut rand::rng());
-        let span = tracing::Span::current();
         match roll {
             Roll::Value(value) => {
-                span.record("roll.value", value);
+                span.set_attribute(KeyValue::new("roll.value", value));
                 self.0
                     .rolls
                     .with_label_values(&[die, mode.label(), "success"])
@@ -317,27 +320,30 @@ impl Roller {
                     .results
                     .with_label_values(&[die, &value.to_string()])
                     .inc();
-                tracing::info!(
-                    die_type = die,
-                    roll_index = index,
-                    roll_value = value,
-                    delay_ms = delay.as_millis() as u64,
-                    "rolled {value}"
-                );
+                span.in_scope(|| {
+                    tracing::info!(
+                        die_type = die,
+                        roll_index = index,
+                        roll_value = value,
+                        delay_ms = delay.as_millis() as u64,
+                        "rolled {value}"
+                    )
+                });
             }
             Roll::Failed => {
-                span.record("error.type", "roll_failed");
-                span.set_status(Status::error(format!("die '{die}' failed")));
+                span.set_error("roll_failed", format!("die '{die}' failed"));
                 self.0
                     .rolls
                     .with_label_values(&[die, mode.label(), "error"])
                     .inc();
-                tracing::warn!(
-                    die_type = die,
-                    roll_index = index,
-                    delay_ms = delay.as_millis() as u64,
-                    "die '{die}' failed"
-                );
+                span.in_scope(|| {
+                    tracing::warn!(
+                        die_type = die,
+                        roll_index = index,
+                        delay_ms = delay.as_millis() as u64,
+                        "die '{die}' failed"
+                    )
+                });
             }
         }
         roll
@@ -380,16 +386,26 @@ impl Roller {
     }
 }
 
-/// A `roll` span; its parent is the current span unless the caller sets another.
-fn roll_span(die: &str, index: Option<usize>) -> tracing::Span {
-    tracing::info_span!(
-        "roll",
-        otel.kind = "internal",
-        die.type = die,
-        roll.index = index.map(|i| i as i64),
-        roll.value = Empty,
-        error.type = Empty,
-    )
+/// `die.type` for the spans of one request: the name is shared by all its rolls, not copied.
+fn die_attribute(die: &str) -> opentelemetry::Value {
+    opentelemetry::Value::String(Arc::<str>::from(die).into())
+}
+
+/// A `roll` span under `parent` (the request's span).
+fn roll_span(
+    parent: &opentelemetry::Context,
+    die_type: &opentelemetry::Value,
+    index: Option<usize>,
+) -> span::Internal {
+    span::Internal::start("roll", parent, || {
+        // Room for `roll.value` (or `error.type`), set when the roll ends.
+        let mut attributes = Vec::with_capacity(3);
+        attributes.push(KeyValue::new("die.type", die_type.clone()));
+        if let Some(index) = index {
+            attributes.push(KeyValue::new("roll.index", index as i64));
+        }
+        attributes
+    })
 }
 
 /// The spec in a die-service answer, checked as the die-service checks its file.

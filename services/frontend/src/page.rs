@@ -86,7 +86,7 @@ button:disabled { opacity: .5; cursor: default; }
 .trace-status { background: #fff8e6; border: 1px solid #f0d9a6; color: #6b4e00; border-radius: 6px; padding: .4rem .7rem; margin: .25rem 0 .5rem; font-size: .9rem; overflow-wrap: anywhere; }
 .trace-summary { font-weight: 600; margin: .25rem 0 .5rem; font-variant-numeric: tabular-nums; }
 .span-rows { max-height: 30rem; overflow-y: auto; border: 1px solid var(--line); border-radius: 8px; font-size: .85rem; }
-.span-axis, .span-row { display: grid; grid-template-columns: minmax(0, 14rem) minmax(3rem, 1fr) 5.5rem; gap: .5rem; align-items: center; padding: 0 .5rem; }
+.span-axis, .span-row { display: grid; grid-template-columns: minmax(0, 14rem) minmax(3rem, 1fr) 7.5rem; gap: .5rem; align-items: center; padding: 0 .5rem; }
 .span-axis { position: sticky; top: 0; z-index: 1; height: 1.5rem; background: #f6f8fc; color: var(--muted); font-size: .75rem; border-bottom: 1px solid var(--line); }
 .span-axis .span-track { display: flex; justify-content: space-between; align-items: center; }
 .span-axis .span-meta { justify-content: flex-end; }
@@ -106,7 +106,7 @@ button:disabled { opacity: .5; cursor: default; }
 .span-row.error .span-bar { outline: 2px solid var(--bad);
   background-image: repeating-linear-gradient(45deg, transparent 0 4px, rgba(255, 255, 255, .6) 4px 7px); }
 .span-meta { display: flex; gap: .35rem; justify-content: flex-end; align-items: center; overflow: hidden; white-space: nowrap; font-variant-numeric: tabular-nums; }
-.span-duration { color: var(--muted); }
+.span-duration { color: var(--muted); flex-shrink: 0; }
 .error-mark { color: var(--bad); font-weight: 700; }
 .roll-value { background: #eef1f8; border-radius: 4px; padding: 0 .3rem; font-weight: 600; }
 .roll-value::before { content: "= "; color: var(--muted); font-weight: 400; }
@@ -137,7 +137,7 @@ button:disabled { opacity: .5; cursor: default; }
   .bar-row { grid-template-columns: 2rem 1fr; }
   .numbers { grid-column: 2; }
   select { width: 100%; }
-  .span-axis, .span-row { grid-template-columns: minmax(0, 6.5rem) minmax(2.5rem, 1fr) 5rem; gap: .3rem; padding: 0 .3rem; }
+  .span-axis, .span-row { grid-template-columns: minmax(0, 6.5rem) minmax(2.5rem, 1fr) 6.5rem; gap: .3rem; padding: 0 .3rem; }
   .span-kind { display: none; }
 }
 "#;

@@ -142,6 +142,14 @@ fn dice_lab_up_load_status_and_a_clean_stop() {
             .any(|l| l.starts_with("store") && l.contains(" up ")),
         "{table}"
     );
+    for standing_in_for in ["tempo", "loki"] {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with(standing_in_for) && l.contains(" down ")),
+            "the store on its port is not taken for {standing_in_for}: {table}"
+        );
+    }
 
     // A Roll Multiple's trace and log lines come back through the frontend from the store, and
     // `dice-lab trace` prints them.

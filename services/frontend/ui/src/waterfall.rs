@@ -294,10 +294,15 @@ pub fn roll_value(span: &SpanRow) -> Option<String> {
     }
 }
 
-/// An attribute or field value as it reads: strings without their quotes.
+/// An attribute or field value as it reads: strings without their quotes, fractions to three
+/// places at most (`duration_ms=470.848`, not `470.84755299999995`).
 pub fn value_text(value: &Value) -> String {
     match value {
         Value::String(text) => text.clone(),
+        Value::Number(n) if n.is_f64() => {
+            let fixed = format!("{:.3}", n.as_f64().unwrap_or_default());
+            fixed.trim_end_matches('0').trim_end_matches('.').to_owned()
+        }
         other => other.to_string(),
     }
 }
@@ -736,6 +741,22 @@ pub(crate) mod tests {
         assert!(
             columns.windows(2).all(|pair| pair[0] < pair[1]),
             "each roll starts after the last: {columns:?}\n{text}"
+        );
+    }
+
+    #[test]
+    fn fields_read_as_key_value_with_short_fractions() {
+        let mut map = Map::new();
+        map.insert(
+            "duration_ms".into(),
+            serde_json::json!(470.847_552_999_999_95),
+        );
+        map.insert("status".into(), serde_json::json!(200));
+        map.insert("route".into(), serde_json::json!("/roll"));
+        map.insert("whole".into(), serde_json::json!(2.0));
+        assert_eq!(
+            fields(&map),
+            "duration_ms=470.848 status=200 route=/roll whole=2"
         );
     }
 

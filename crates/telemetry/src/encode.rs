@@ -1,0 +1,551 @@
+//! Spans written straight into OTLP's protobuf: an `ExportTraceServiceRequest`, byte by byte.
+//!
+//! The OTLP exporter of `opentelemetry-otlp` first converts each span into `opentelemetry-proto`'s
+//! message structs (a `String` or `Vec` per id, name, key and value), then encodes those, then
+//! frees them: for a batch of rolls that was most of the exporter thread's time. [`Batch`] writes
+//! the same bytes from the SDK's spans with no structs in between. Each message is measured first
+//! ([`len`]-style functions) and then written, as protobuf needs every length before its
+//! contents. The field numbers are those of `opentelemetry/proto/trace/v1/trace.proto`,
+//! `common/v1/common.proto` and `resource/v1/resource.proto` (OTLP 1.x), and a test checks the
+//! result against `opentelemetry-proto`'s own conversion.
+
+use opentelemetry::trace::{SpanKind, Status};
+use opentelemetry::{Array, InstrumentationScope, StringValue, Value};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SpanData;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// `SpanFlags.SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK` and `..._IS_REMOTE_MASK`.
+const HAS_IS_REMOTE: u32 = 0x100;
+const IS_REMOTE: u32 = 0x200;
+
+/// The resource, encoded once: every batch starts with it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct EncodedResource {
+    /// A `Resource` message's contents.
+    resource: Vec<u8>,
+    schema_url: String,
+}
+
+impl EncodedResource {
+    pub(crate) fn new(resource: &Resource) -> Self {
+        let mut out = Vec::new();
+        for (key, value) in resource.iter() {
+            key_value(&mut out, 1, key.as_str(), value);
+        }
+        Self {
+            resource: out,
+            schema_url: resource.schema_url().unwrap_or_default().to_owned(),
+        }
+    }
+}
+
+/// An export request for `spans`, grouped by instrumentation scope in the order scopes first
+/// appear (one `ResourceSpans`, as the SDK's exporter makes it).
+pub(crate) fn request(resource: &EncodedResource, spans: &[SpanData]) -> Vec<u8> {
+    let mut scopes: Vec<(&InstrumentationScope, Vec<&SpanData>)> = Vec::new();
+    for span in spans {
+        match scopes
+            .iter_mut()
+            .find(|(scope, _)| *scope == &span.instrumentation_scope)
+        {
+            Some((_, members)) => members.push(span),
+            None => scopes.push((&span.instrumentation_scope, vec![span])),
+        }
+    }
+    let scope_lens: Vec<usize> = scopes
+        .iter()
+        .map(|(scope, members)| scope_spans_len(scope, members))
+        .collect();
+    let resource_spans = framed(1, resource.resource.len())
+        + scope_lens.iter().map(|len| framed(2, *len)).sum::<usize>()
+        + string_len(3, &resource.schema_url);
+    let mut out = Vec::with_capacity(framed(1, resource_spans));
+    key(&mut out, 1, 2);
+    varint(&mut out, resource_spans as u64);
+    bytes(&mut out, 1, &resource.resource);
+    for ((scope, members), len) in scopes.iter().zip(scope_lens) {
+        key(&mut out, 2, 2);
+        varint(&mut out, len as u64);
+        scope_spans(&mut out, scope, members);
+    }
+    string(&mut out, 3, &resource.schema_url);
+    out
+}
+
+fn scope_spans_len(scope: &InstrumentationScope, spans: &[&SpanData]) -> usize {
+    framed(1, scope_len(scope))
+        + spans.iter().map(|s| framed(2, span_len(s))).sum::<usize>()
+        + string_len(3, scope.schema_url().unwrap_or_default())
+}
+
+fn scope_spans(out: &mut Vec<u8>, scope: &InstrumentationScope, spans: &[&SpanData]) {
+    key(out, 1, 2);
+    varint(out, scope_len(scope) as u64);
+    string(out, 1, scope.name());
+    string(out, 2, scope.version().unwrap_or_default());
+    for attribute in scope.attributes() {
+        key_value(out, 3, attribute.key.as_str(), &attribute.value);
+    }
+    for span in spans {
+        key(out, 2, 2);
+        varint(out, span_len(span) as u64);
+        write_span(out, span);
+    }
+    string(out, 3, scope.schema_url().unwrap_or_default());
+}
+
+fn scope_len(scope: &InstrumentationScope) -> usize {
+    string_len(1, scope.name())
+        + string_len(2, scope.version().unwrap_or_default())
+        + scope
+            .attributes()
+            .map(|a| key_value_len(3, a.key.as_str(), &a.value))
+            .sum::<usize>()
+}
+
+/// The parts of a span that take work to find, found once for measuring and writing.
+struct Parts {
+    trace_state: String,
+    flags: u32,
+    kind: u64,
+    start: u64,
+    end: u64,
+}
+
+fn parts(span: &SpanData) -> Parts {
+    let mut flags = u32::from(span.span_context.trace_flags().to_u8()) | HAS_IS_REMOTE;
+    if span.parent_span_is_remote {
+        flags |= IS_REMOTE;
+    }
+    Parts {
+        trace_state: span.span_context.trace_state().header(),
+        flags,
+        kind: match span.span_kind {
+            SpanKind::Internal => 1,
+            SpanKind::Server => 2,
+            SpanKind::Client => 3,
+            SpanKind::Producer => 4,
+            SpanKind::Consumer => 5,
+        },
+        start: nanos(span.start_time),
+        end: nanos(span.end_time),
+    }
+}
+
+fn span_len(span: &SpanData) -> usize {
+    let parts = parts(span);
+    let parent = span.parent_span_id != opentelemetry::trace::SpanId::INVALID;
+    framed(1, 16)
+        + framed(2, 8)
+        + string_len(3, &parts.trace_state)
+        + if parent { framed(4, 8) } else { 0 }
+        + string_len(5, &span.name)
+        + 1
+        + varint_len(parts.kind)
+        + fixed64_len(7, parts.start)
+        + fixed64_len(8, parts.end)
+        + span
+            .attributes
+            .iter()
+            .map(|a| key_value_len(9, a.key.as_str(), &a.value))
+            .sum::<usize>()
+        + uint_len(10, span.dropped_attributes_count)
+        + span
+            .events
+            .iter()
+            .map(|e| framed(11, event_len(e)))
+            .sum::<usize>()
+        + uint_len(12, span.events.dropped_count)
+        + span
+            .links
+            .iter()
+            .map(|l| framed(13, link_len(l)))
+            .sum::<usize>()
+        + uint_len(14, span.links.dropped_count)
+        + framed(15, status_len(&span.status))
+        + if parts.flags == 0 { 0 } else { 2 + 4 }
+}
+
+fn write_span(out: &mut Vec<u8>, span: &SpanData) {
+    let parts = parts(span);
+    bytes(out, 1, &span.span_context.trace_id().to_bytes());
+    bytes(out, 2, &span.span_context.span_id().to_bytes());
+    string(out, 3, &parts.trace_state);
+    if span.parent_span_id != opentelemetry::trace::SpanId::INVALID {
+        bytes(out, 4, &span.parent_span_id.to_bytes());
+    }
+    string(out, 5, &span.name);
+    key(out, 6, 0);
+    varint(out, parts.kind);
+    fixed64(out, 7, parts.start);
+    fixed64(out, 8, parts.end);
+    for attribute in &span.attributes {
+        key_value(out, 9, attribute.key.as_str(), &attribute.value);
+    }
+    uint(out, 10, span.dropped_attributes_count);
+    for event in span.events.iter() {
+        key(out, 11, 2);
+        varint(out, event_len(event) as u64);
+        fixed64(out, 1, nanos(event.timestamp));
+        string(out, 2, &event.name);
+        for attribute in &event.attributes {
+            key_value(out, 3, attribute.key.as_str(), &attribute.value);
+        }
+        uint(out, 4, event.dropped_attributes_count);
+    }
+    uint(out, 12, span.events.dropped_count);
+    for link in span.links.iter() {
+        key(out, 13, 2);
+        varint(out, link_len(link) as u64);
+        bytes(out, 1, &link.span_context.trace_id().to_bytes());
+        bytes(out, 2, &link.span_context.span_id().to_bytes());
+        string(out, 3, &link.span_context.trace_state().header());
+        for attribute in &link.attributes {
+            key_value(out, 4, attribute.key.as_str(), &attribute.value);
+        }
+        uint(out, 5, link.dropped_attributes_count);
+        fixed32(out, 6, link_flags(link));
+    }
+    uint(out, 14, span.links.dropped_count);
+    key(out, 15, 2);
+    varint(out, status_len(&span.status) as u64);
+    if let Status::Error { description } = &span.status {
+        string(out, 2, description);
+    }
+    let code = status_code(&span.status);
+    if code != 0 {
+        key(out, 3, 0);
+        varint(out, code);
+    }
+    if parts.flags != 0 {
+        fixed32(out, 16, parts.flags);
+    }
+}
+
+fn event_len(event: &opentelemetry::trace::Event) -> usize {
+    fixed64_len(1, nanos(event.timestamp))
+        + string_len(2, &event.name)
+        + event
+            .attributes
+            .iter()
+            .map(|a| key_value_len(3, a.key.as_str(), &a.value))
+            .sum::<usize>()
+        + uint_len(4, event.dropped_attributes_count)
+}
+
+fn link_len(link: &opentelemetry::trace::Link) -> usize {
+    framed(1, 16)
+        + framed(2, 8)
+        + string_len(3, &link.span_context.trace_state().header())
+        + link
+            .attributes
+            .iter()
+            .map(|a| key_value_len(4, a.key.as_str(), &a.value))
+            .sum::<usize>()
+        + uint_len(5, link.dropped_attributes_count)
+        + if link_flags(link) == 0 { 0 } else { 1 + 4 }
+}
+
+fn link_flags(link: &opentelemetry::trace::Link) -> u32 {
+    let mut flags = u32::from(link.span_context.trace_flags().to_u8()) | HAS_IS_REMOTE;
+    if link.span_context.is_remote() {
+        flags |= IS_REMOTE;
+    }
+    flags
+}
+
+/// `STATUS_CODE_UNSET` 0, `OK` 1, `ERROR` 2.
+fn status_code(status: &Status) -> u64 {
+    match status {
+        Status::Unset => 0,
+        Status::Ok => 1,
+        Status::Error { .. } => 2,
+    }
+}
+
+fn status_len(status: &Status) -> usize {
+    let message = match status {
+        Status::Error { description } => string_len(2, description),
+        _ => 0,
+    };
+    let code = status_code(status);
+    message + if code == 0 { 0 } else { 1 + varint_len(code) }
+}
+
+fn key_value_len(number: u32, key: &str, value: &Value) -> usize {
+    framed(number, string_len(1, key) + framed(2, any_value_len(value)))
+}
+
+fn key_value(out: &mut Vec<u8>, number: u32, name: &str, value: &Value) {
+    key(out, number, 2);
+    varint(
+        out,
+        (string_len(1, name) + framed(2, any_value_len(value))) as u64,
+    );
+    string(out, 1, name);
+    key(out, 2, 2);
+    varint(out, any_value_len(value) as u64);
+    any_value(out, value);
+}
+
+/// An `AnyValue`'s contents: `string_value` 1, `bool_value` 2, `int_value` 3, `double_value` 4,
+/// `array_value` 5 (an `ArrayValue` of `AnyValue`s in its field 1).
+fn any_value_len(value: &Value) -> usize {
+    match value {
+        Value::String(text) => framed(1, text.as_str().len()),
+        Value::Bool(_) => 2,
+        Value::I64(n) => 1 + varint_len(*n as u64),
+        Value::F64(_) => 9,
+        Value::Array(array) => framed(5, array_len(array)),
+        _ => framed(1, value.as_str().len()),
+    }
+}
+
+fn any_value(out: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::String(text) => bytes(out, 1, text.as_str().as_bytes()),
+        Value::Bool(b) => {
+            key(out, 2, 0);
+            varint(out, u64::from(*b));
+        }
+        Value::I64(n) => {
+            key(out, 3, 0);
+            varint(out, *n as u64);
+        }
+        Value::F64(f) => {
+            key(out, 4, 1);
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+        Value::Array(array) => {
+            key(out, 5, 2);
+            varint(out, array_len(array) as u64);
+            for item in array_items(array) {
+                key(out, 1, 2);
+                varint(out, any_value_len(&item) as u64);
+                any_value(out, &item);
+            }
+        }
+        other => bytes(out, 1, other.as_str().as_bytes()),
+    }
+}
+
+fn array_items(array: &Array) -> Vec<Value> {
+    match array {
+        Array::Bool(items) => items.iter().map(|b| Value::Bool(*b)).collect(),
+        Array::I64(items) => items.iter().map(|n| Value::I64(*n)).collect(),
+        Array::F64(items) => items.iter().map(|f| Value::F64(*f)).collect(),
+        Array::String(items) => items
+            .iter()
+            .map(|s: &StringValue| Value::String(s.clone()))
+            .collect(),
+        other => vec![Value::String(other.to_string().into())],
+    }
+}
+
+fn array_len(array: &Array) -> usize {
+    array_items(array)
+        .iter()
+        .map(|item| framed(1, any_value_len(item)))
+        .sum()
+}
+
+fn nanos(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+// Protobuf's wire format: proto3 leaves out scalars and strings that hold their default.
+
+fn key(out: &mut Vec<u8>, number: u32, wire_type: u8) {
+    varint(out, u64::from(number) << 3 | u64::from(wire_type));
+}
+
+fn varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8 & 0x7f) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn varint_len(value: u64) -> usize {
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+fn key_len(number: u32) -> usize {
+    varint_len(u64::from(number) << 3)
+}
+
+/// A length-delimited field of `len` bytes, framing included.
+fn framed(number: u32, len: usize) -> usize {
+    key_len(number) + varint_len(len as u64) + len
+}
+
+fn bytes(out: &mut Vec<u8>, number: u32, value: &[u8]) {
+    key(out, number, 2);
+    varint(out, value.len() as u64);
+    out.extend_from_slice(value);
+}
+
+fn string(out: &mut Vec<u8>, number: u32, value: &str) {
+    if !value.is_empty() {
+        bytes(out, number, value.as_bytes());
+    }
+}
+
+fn string_len(number: u32, value: &str) -> usize {
+    if value.is_empty() {
+        0
+    } else {
+        framed(number, value.len())
+    }
+}
+
+fn uint(out: &mut Vec<u8>, number: u32, value: u32) {
+    if value != 0 {
+        key(out, number, 0);
+        varint(out, u64::from(value));
+    }
+}
+
+fn uint_len(number: u32, value: u32) -> usize {
+    if value == 0 {
+        0
+    } else {
+        key_len(number) + varint_len(u64::from(value))
+    }
+}
+
+fn fixed64(out: &mut Vec<u8>, number: u32, value: u64) {
+    if value != 0 {
+        key(out, number, 1);
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+}
+
+fn fixed64_len(number: u32, value: u64) -> usize {
+    if value == 0 { 0 } else { key_len(number) + 8 }
+}
+
+fn fixed32(out: &mut Vec<u8>, number: u32, value: u32) {
+    if value != 0 {
+        key(out, number, 5);
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+    use std::time::Duration;
+
+    use opentelemetry::trace::{Event, Link, SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
+    use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
+    use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
+    use prost::Message as _;
+
+    use opentelemetry::KeyValue;
+
+    use super::*;
+
+    fn span(id: u64, scope: &InstrumentationScope, parent: u64) -> SpanData {
+        let mut events = SpanEvents::default();
+        events.events.push(Event::new(
+            "something",
+            UNIX_EPOCH + Duration::from_nanos(1_500),
+            vec![KeyValue::new("n", 3)],
+            1,
+        ));
+        let mut links = SpanLinks::default();
+        links.links.push(Link::new(
+            SpanContext::new(
+                TraceId::from(7),
+                SpanId::from(8),
+                TraceFlags::SAMPLED,
+                true,
+                TraceState::from_key_value([("k", "v")]).unwrap(),
+            ),
+            vec![KeyValue::new("l", true)],
+            0,
+        ));
+        SpanData {
+            span_context: SpanContext::new(
+                TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+                SpanId::from(id),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::default(),
+            ),
+            parent_span_id: SpanId::from(parent),
+            parent_span_is_remote: parent == 1,
+            span_kind: if parent == 0 {
+                SpanKind::Server
+            } else {
+                SpanKind::Internal
+            },
+            name: Cow::Owned(format!("span {id}")),
+            start_time: UNIX_EPOCH + Duration::from_nanos(1_000 + id),
+            end_time: UNIX_EPOCH + Duration::from_nanos(2_000_000_000_000_000_000),
+            attributes: vec![
+                KeyValue::new("roll.value", 4),
+                KeyValue::new("die.type", "fair"),
+                KeyValue::new("ratio", 0.5),
+                KeyValue::new("ok", false),
+                KeyValue::new("negative", -7),
+                KeyValue::new(
+                    "list",
+                    Value::Array(Array::String(vec!["a".into(), "b".into()])),
+                ),
+            ],
+            dropped_attributes_count: 2,
+            events,
+            links,
+            status: if id.is_multiple_of(2) {
+                Status::error("it failed")
+            } else {
+                Status::Unset
+            },
+            instrumentation_scope: scope.clone(),
+        }
+    }
+
+    #[test]
+    fn the_bytes_decode_to_what_opentelemetry_proto_makes_of_the_same_spans() {
+        let resource = Resource::builder_empty()
+            .with_attributes([
+                KeyValue::new("service.name", "dice-roller"),
+                KeyValue::new("service.version", "0.1.0"),
+            ])
+            .build();
+        let roller = InstrumentationScope::builder("dice-roller")
+            .with_version("1")
+            .build();
+        let other = InstrumentationScope::builder("other")
+            .with_attributes([KeyValue::new("x", 1)])
+            .with_schema_url("https://opentelemetry.io/schemas/1.37.0")
+            .build();
+        let spans = vec![
+            span(1, &roller, 0),
+            span(2, &roller, 1),
+            span(3, &other, 2),
+            span(4, &roller, 3),
+        ];
+        let ours = request(&EncodedResource::new(&resource), &spans);
+        let theirs = ExportTraceServiceRequest {
+            resource_spans: group_spans_by_resource_and_scope(
+                spans,
+                &ResourceAttributesWithSchema::from(&resource),
+            ),
+        };
+        let decoded = ExportTraceServiceRequest::decode(ours.as_slice()).expect("valid protobuf");
+        assert_eq!(decoded, theirs);
+        assert_eq!(
+            ours.len(),
+            theirs.encoded_len(),
+            "every length was measured right"
+        );
+    }
+}
