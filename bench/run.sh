@@ -13,6 +13,7 @@
 #
 #   bench/run.sh                          # 3 rounds of 5 s per cell
 #   ROUNDS=5 DURATION=10s CONNECTIONS=50 bench/run.sh
+#   BENCH_ENV="OTEL_BSP_MAX_EXPORT_BATCH_SIZE=512" bench/run.sh   # try a setting on both stacks
 #
 # Needs wrk (Debian: apt-get install wrk) and curl. Prints Markdown tables.
 set -euo pipefail
@@ -29,8 +30,11 @@ cargo build --quiet --release -p die-service -p dice-roller
 cargo build --quiet --release -p lab-tests --bin otlp-sink
 bin=target/release
 work=$(mktemp -d)
+# The log files live in memory where there is a tmpfs, and are emptied after every round: at full
+# speed a service writes about a gigabyte a round, and a disk's writeback would be the limit.
+logs=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
 pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work" "$logs"; }
 trap cleanup EXIT
 
 wait_ready() { # url
@@ -54,11 +58,11 @@ for telemetry in on off; do
   dice=$((BASE_PORT + offset + 2)); roller=$((BASE_PORT + offset + 1))
   env_common=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT" ${BENCH_ENV:-})
   [ "$telemetry" = off ] && env_common+=(OTEL_SDK_DISABLED=true)
-  env "${env_common[@]}" "$bin/die-service" --listen "127.0.0.1:$dice" >"$work/dice-$telemetry.log" &
+  env "${env_common[@]}" "$bin/die-service" --listen "127.0.0.1:$dice" >>"$logs/dice-$telemetry.log" &
   dice_pid[$telemetry]=$!; pids+=($!)
   env "${env_common[@]}" "$bin/dice-roller" --listen "127.0.0.1:$roller" \
     --die-service-url "http://127.0.0.1:$dice" --roll-delay-ms 0 --max-times 1000 \
-    >"$work/roller-$telemetry.log" &
+    >>"$logs/roller-$telemetry.log" &
   roller_pid[$telemetry]=$!; pids+=($!)
   roller_port[$telemetry]=$roller; dice_port[$telemetry]=$dice
   wait_ready "http://127.0.0.1:$dice/healthz"
@@ -109,6 +113,7 @@ for endpoint in "${endpoints[@]}"; do
       roller_reqs[$key]=$((${roller_reqs[$key]%.*} + r1 - r0))
       dice_reqs[$key]=$((${dice_reqs[$key]%.*} + d1 - d0))
       [ "$telemetry" = on ] && spans[$key]=$((${spans[$key]%.*} + s1 - s0))
+      for file in "$logs"/*.log; do : >"$file"; done
     done
   done
 done

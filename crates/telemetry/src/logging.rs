@@ -113,9 +113,10 @@ impl JsonLines {
                     .spawn(|| {
                         let _ = writeln!(
                             std::io::stderr(),
-                            "{{\"level\":\"warn\",\"message\":\"standard output is not being read: \
-                             log lines are dropped and counted in telemetry_log_lines_dropped_total \
-                             until it is (said once)\"}}"
+                            "{{\"level\":\"warn\",\"message\":\"standard output is not being read \
+                             as fast as lines are logged (nobody reads it, or what it goes to is \
+                             slower than the service): log lines are dropped and counted in \
+                             telemetry_log_lines_dropped_total until it keeps up (said once)\"}}"
                         );
                     });
             }
