@@ -12,12 +12,11 @@ cd "$(dirname "$0")/.."
 LOADS=${LOADS:-10}
 BASE_PORT=${BASE_PORT:-18500}
 
+# shellcheck source=bench/common.sh
+source bench/common.sh
+needs curl gzip chromium chromedriver
 cargo build --quiet --release -p die-service -p dice-roller -p frontend
 cargo build --quiet --release -p lab-tests --bin page-bench
-bin=target/release
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
 
 export OTEL_SDK_DISABLED=true
 "$bin/die-service" --listen "127.0.0.1:$((BASE_PORT + 2))" >/dev/null & pids+=($!)
@@ -25,7 +24,7 @@ export OTEL_SDK_DISABLED=true
 "$bin/frontend" --listen "127.0.0.1:$BASE_PORT" --die-service-url "http://127.0.0.1:$((BASE_PORT + 2))" \
   --dice-roller-url "http://127.0.0.1:$((BASE_PORT + 1))" >/dev/null & pids+=($!)
 url="http://127.0.0.1:$BASE_PORT"
-for _ in $(seq 100); do curl -fs "$url/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
+wait_ready "$url/healthz"
 
 size() { # path -> "raw KiB | gzip KiB"
   local raw gz

@@ -25,26 +25,18 @@ CONNECTIONS=${CONNECTIONS:-50}
 BASE_PORT=${BASE_PORT:-18400}
 SINK_PORT=$((BASE_PORT + 18))
 
-command -v wrk >/dev/null || { echo "bench: wrk is needed (apt-get install wrk)" >&2; exit 1; }
+# shellcheck source=bench/common.sh
+source bench/common.sh
+needs wrk curl
 cargo build --quiet --release -p die-service -p dice-roller
 cargo build --quiet --release -p lab-tests --bin otlp-sink
-bin=target/release
-work=$(mktemp -d)
 # The log files live in memory where there is a tmpfs, and are emptied after every round: at full
 # speed a service writes about a gigabyte a round, and a disk's writeback would be the limit.
 logs=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work" "$logs"; }
-trap cleanup EXIT
+scratch+=("$logs")
 
-wait_ready() { # url
-  for _ in $(seq 200); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done
-  echo "bench: $1 never became ready" >&2; exit 1
-}
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # The requests a service counted, its /metrics scrapes left out.
 served() { curl -fs "http://127.0.0.1:$1/metrics" | awk '/^http_requests_total\{/ && !/handler="\/metrics"/ { s += $2 } END { printf "%d", s }'; }
-metric() { curl -fs "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 { s += $2 } END { printf "%d", s }'; }
 sink_spans() { curl -fs "http://127.0.0.1:$SINK_PORT/counts" | sed -E 's/.*"spans":([0-9]+).*/\1/'; }
 
 "$bin/otlp-sink" "127.0.0.1:$SINK_PORT" >"$work/sink.out" 2>&1 &
@@ -118,7 +110,6 @@ for endpoint in "${endpoints[@]}"; do
   done
 done
 
-peak_rss_mib() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 per_thousand() { awk -v cpu="$1" -v n="$2" 'BEGIN { printf "%.1f", (n > 0 ? 1e6 * cpu / n : 0) }'; } # ms per 1,000
 
 echo
@@ -169,5 +160,5 @@ done
 echo
 echo "| service | peak RSS, telemetry on | peak RSS, telemetry off | target |"
 echo "|---|---:|---:|---:|"
-echo "| die-service | $(peak_rss_mib "${dice_pid[on]}") MiB | $(peak_rss_mib "${dice_pid[off]}") MiB | < 20 MiB |"
-echo "| dice-roller | $(peak_rss_mib "${roller_pid[on]}") MiB | $(peak_rss_mib "${roller_pid[off]}") MiB | < 20 MiB |"
+echo "| die-service | $(rss_mib "${dice_pid[on]}" VmHWM) MiB | $(rss_mib "${dice_pid[off]}" VmHWM) MiB | < 20 MiB |"
+echo "| dice-roller | $(rss_mib "${roller_pid[on]}" VmHWM) MiB | $(rss_mib "${roller_pid[off]}" VmHWM) MiB | < 20 MiB |"

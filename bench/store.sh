@@ -26,25 +26,10 @@ BASE_PORT=${BASE_PORT:-19400}
 TEMPO=$((BASE_PORT + 20)); OTLP=$((BASE_PORT + 21)); LOKI=$((BASE_PORT + 22))
 FRONTEND=$BASE_PORT; ROLLER=$((BASE_PORT + 1)); DICE=$((BASE_PORT + 2))
 
-for tool in wrk curl python3; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is needed" >&2; exit 1; }
-done
+# shellcheck source=bench/common.sh
+source bench/common.sh
+needs wrk curl python3
 cargo build --quiet --release -p dice-lab -p die-service -p dice-roller -p frontend
-bin=target/release
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-wait_ready() { # url
-  for _ in $(seq 200); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done
-  echo "bench: $1 never became ready" >&2; exit 1
-}
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-metric() { # port name -> the sum of the metric's samples
-  curl -fs "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 { s += $2 } END { printf "%d", s }'
-}
-rss_mib() { awk -v k="$2" '$1 == k ":" { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
 mkdir -p "$work/logs"
 "$bin/dice-lab" serve store --listen "127.0.0.1:$TEMPO" --otlp-listen "127.0.0.1:$OTLP" \

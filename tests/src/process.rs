@@ -140,6 +140,32 @@ pub fn command(
     command
 }
 
+/// The die-service on the test dice and a dice-roller in front of it, both exporting their spans
+/// to the OTLP/HTTP endpoint `otlp` every 100 ms; `roller_args` and `roller_env` go to the roller
+/// after the die-service's URL.
+pub async fn die_service_and_roller(
+    otlp: &str,
+    roller_args: &[&str],
+    roller_env: &[(&str, &str)],
+) -> (Service, Service) {
+    let otel = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ];
+    let dice = crate::fixtures::dice_file(crate::fixtures::TEST_DICE);
+    let die_service = Service::start(
+        "die-service",
+        &["--dice-file", dice.to_str().expect("a UTF-8 path")],
+        &otel,
+    )
+    .await;
+    let url = crate::http::Target::url(&die_service);
+    let args = [&["--die-service-url", url.as_str()], roller_args].concat();
+    let env = [&otel[..], roller_env].concat();
+    let roller = Service::start("dice-roller", &args, &env).await;
+    (die_service, roller)
+}
+
 /// A running service process. Dropping it kills the process.
 pub struct Service {
     name: String,

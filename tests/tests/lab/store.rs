@@ -6,10 +6,9 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use base64::Engine as _;
-use lab_tests::fixtures::{TEST_DICE, dice_file};
 use lab_tests::http::{Target as _, send};
 use lab_tests::in_process::{self, Running};
-use lab_tests::process::Service;
+use lab_tests::process;
 use lab_tests::trace::{Expect as _, Trace, assert_roll_async};
 use lab_tests::{prom, wait};
 use prost::Message as _;
@@ -100,25 +99,8 @@ fn scratch_dir(name: &str) -> std::path::PathBuf {
 #[tokio::test]
 async fn spans_from_the_services_come_back_in_tempos_shape() {
     let store = Store::start(scratch_dir("shape"), 64).await;
-    let otel = [
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", store.otlp()),
-        ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
-    ];
-    let otel: Vec<(&str, &str)> = otel.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let dice = dice_file(TEST_DICE);
-    let die_service = Service::start(
-        "die-service",
-        &["--dice-file", dice.to_str().unwrap()],
-        &otel,
-    )
-    .await;
-    let url = die_service.url();
-    let roller = Service::start(
-        "dice-roller",
-        &["--die-service-url", &url, "--roll-delay-ms", "5..20"],
-        &otel,
-    )
-    .await;
+    let (_die_service, roller) =
+        process::die_service_and_roller(&store.otlp(), &["--roll-delay-ms", "5..20"], &[]).await;
     let (trace_id, _, header) = lab_tests::fixtures::traceparent();
     let answer = reqwest::Client::new()
         .get(format!("{}/roll-async?die=fair&times=10", roller.url()))

@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use frontend_ui::trace_api::{LogsAnswer, TraceAnswer};
 use lab_tests::backends::{Backends, Shape};
-use lab_tests::fixtures::{TEST_DICE, dice_file};
 use lab_tests::http::{Target as _, send};
 use lab_tests::in_process;
 use lab_tests::otlp::Receiver;
-use lab_tests::process::Service;
+use lab_tests::process::{self, Service};
 use lab_tests::wait;
 use reqwest::Method;
 use serde_json::Value;
@@ -24,25 +23,15 @@ async fn the_frontend_reads_traces_and_logs_over_tempos_and_lokis_apis() {
     let receiver = Receiver::start().await;
     let logs = Arc::new(Mutex::new(Vec::new()));
     let backends = Backends::start(receiver.span_feed(), vec![logs.clone()]).await;
+    let (die_service, roller) =
+        process::die_service_and_roller(&receiver.endpoint(), &["--roll-delay-ms", "10..40"], &[])
+            .await;
+    let die_url = die_service.url();
     let endpoint = receiver.endpoint();
     let otel = [
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
     ];
-    let dice = dice_file(TEST_DICE);
-    let die_service = Service::start(
-        "die-service",
-        &["--dice-file", dice.to_str().unwrap()],
-        &otel,
-    )
-    .await;
-    let die_url = die_service.url();
-    let roller = Service::start(
-        "dice-roller",
-        &["--die-service-url", &die_url, "--roll-delay-ms", "10..40"],
-        &otel,
-    )
-    .await;
     let roller_url = roller.url();
     let backend_url = backends.url();
     let frontend = Service::start(

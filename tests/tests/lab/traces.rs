@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use lab_tests::fixtures::{TEST_DICE, dice_file, traceparent};
+use lab_tests::fixtures::traceparent;
 use lab_tests::http::Target as _;
 use lab_tests::otlp::{Receiver, StatusCode};
-use lab_tests::process::Service;
+use lab_tests::process::{self, Service};
 use lab_tests::prom;
 use lab_tests::trace::{
     Expect as _, Trace, assert_resource, assert_roll_async, assert_roll_sync, max_concurrency,
@@ -31,28 +31,14 @@ impl Lab {
 
     async fn start_with(roller_args: &[&str], roller_env: &[(&str, &str)]) -> Self {
         let receiver = Receiver::start().await;
-        let endpoint = receiver.endpoint();
-        let otel = [
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-        ];
-        let dice = dice_file(TEST_DICE);
-        let die_service = Service::start(
-            "die-service",
-            &["--dice-file", dice.to_str().unwrap()],
-            &otel,
-        )
-        .await;
-        let url = die_service.url();
-        let mut args = vec!["--die-service-url", url.as_str()];
         // Rolls take 20 to 80 ms unless a test says otherwise.
+        let mut args = Vec::new();
         if !roller_args.contains(&"--roll-delay-ms") {
             args.extend_from_slice(&["--roll-delay-ms", "20..80"]);
         }
         args.extend_from_slice(roller_args);
-        let mut env = otel.to_vec();
-        env.extend_from_slice(roller_env);
-        let roller = Service::start("dice-roller", &args, &env).await;
+        let (die_service, roller) =
+            process::die_service_and_roller(&receiver.endpoint(), &args, roller_env).await;
         Self {
             receiver,
             die_service,
