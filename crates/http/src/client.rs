@@ -13,14 +13,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::StatusCode;
-use opentelemetry::trace::Status;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
 use opentelemetry_http::HeaderInjector;
 use prometheus::{Histogram, IntCounterVec, Registry};
 use telemetry::metrics;
+use telemetry::span::{self, Span};
 use tokio::sync::Semaphore;
-use tracing::Instrument as _;
-use tracing::field::Empty;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::reply::ErrorStatus;
 
@@ -217,19 +216,23 @@ impl Upstream {
         url.set_path(&path);
         url.set_query(query.filter(|q| !q.is_empty()));
         let span = if !self.traced {
-            tracing::Span::none()
+            Span::none()
         } else {
-            tracing::info_span!(
-            "http.client",
-            otel.name = "GET",
-            otel.kind = "client",
-            http.request.method = "GET",
-            url.full = %telemetry::truncate(url.as_str()),
-            server.address = url.host_str(),
-            server.port = url.port_or_known_default().map(i64::from),
-            http.response.status_code = Empty,
-            error.type = Empty,
-            )
+            Span::start("GET", SpanKind::Client, &span::parent(), || {
+                let mut attributes = Vec::with_capacity(6);
+                attributes.push(KeyValue::new("http.request.method", "GET"));
+                attributes.push(KeyValue::new(
+                    "url.full",
+                    telemetry::truncate(url.as_str()).into_owned(),
+                ));
+                if let Some(host) = url.host_str() {
+                    attributes.push(KeyValue::new("server.address", host.to_owned()));
+                }
+                if let Some(port) = url.port_or_known_default() {
+                    attributes.push(KeyValue::new("server.port", i64::from(port)));
+                }
+                attributes
+            })
         };
         let mut headers = http::HeaderMap::new();
         if self.traced {
@@ -238,7 +241,7 @@ impl Upstream {
             });
         }
         let started = Instant::now();
-        let result = async {
+        let call = async {
             let _turn = match &self.calls {
                 Some((calls, limit)) => Some(
                     tokio::time::timeout(self.timeout, calls.clone().acquire_owned())
@@ -252,9 +255,8 @@ impl Upstream {
                 None => None,
             };
             self.send(url, headers).await
-        }
-        .instrument(span.clone())
-        .await;
+        };
+        let result = span.instrument(call).await;
         if let Some(metrics) = &self.metrics {
             metrics.duration.observe(started.elapsed().as_secs_f64());
             let label = match &result {
@@ -265,18 +267,16 @@ impl Upstream {
         }
         match &result {
             Ok(answer) => {
-                span.record(
+                span.set_attribute(KeyValue::new(
                     "http.response.status_code",
                     i64::from(answer.status.as_u16()),
-                );
+                ));
                 if answer.status.is_client_error() || answer.status.is_server_error() {
-                    span.record("error.type", answer.status.as_str());
-                    span.set_status(Status::error(answer.status.to_string()));
+                    span.set_error(answer.status.as_str().to_owned(), answer.status.to_string());
                 }
             }
             Err(error) => {
-                span.record("error.type", error.kind());
-                span.set_status(Status::error(error.to_string()));
+                span.set_error(error.kind(), error.to_string());
             }
         }
         result

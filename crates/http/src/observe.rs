@@ -17,13 +17,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, Method, StatusCode};
-use opentelemetry::trace::Status;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
 use opentelemetry_http::HeaderExtractor;
 use prometheus::{HistogramVec, IntCounterVec, Registry};
 use telemetry::metrics;
-use tracing::Instrument as _;
-use tracing::field::Empty;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use telemetry::span::Span;
 use warp::Filter;
 use warp::reply::Response;
 
@@ -123,7 +122,7 @@ pub(crate) async fn observe(
     let method = method_label(&request.method);
     let span = match record {
         Record::Traced => server_span(method, template, &request),
-        Record::Quiet => tracing::Span::none(),
+        Record::Quiet => Span::none(),
     };
     let mut outcome = Outcome {
         http,
@@ -131,12 +130,12 @@ pub(crate) async fn observe(
         handler: template.unwrap_or(UNMATCHED),
         method,
         path: telemetry::truncate(&request.path).into_owned(),
-        span: span.clone(),
+        span,
         started: Instant::now(),
         recorded: false,
         cut: request.cut,
     };
-    let response = answer.instrument(span).await;
+    let response = outcome.span.instrument(answer).await;
     outcome.record(response.status());
     response
 }
@@ -153,7 +152,7 @@ struct Outcome<'a> {
     method: &'static str,
     /// The path, cut to the attribute length limit.
     path: String,
-    span: tracing::Span,
+    span: Span,
     started: Instant,
     recorded: bool,
     cut: Option<Arc<AtomicBool>>,
@@ -164,12 +163,15 @@ impl Outcome<'_> {
         self.recorded = true;
         let elapsed = self.started.elapsed();
         let span = &self.span;
-        span.record("http.response.status_code", i64::from(status.as_u16()));
+        span.set_attribute(KeyValue::new(
+            "http.response.status_code",
+            i64::from(status.as_u16()),
+        ));
         if status.is_server_error() {
-            span.record("error.type", status.as_str());
-            span.set_status(Status::error(
+            span.set_error(
+                status.as_str().to_owned(),
                 status.canonical_reason().unwrap_or("server error"),
-            ));
+            );
         }
         self.count(status.as_str(), elapsed);
         let (method, path) = (self.method, &self.path);
@@ -214,9 +216,8 @@ impl Drop for Outcome<'_> {
             .is_some_and(|cut| cut.load(Ordering::SeqCst))
         {
             // The server stopped waiting for it: the service, not the client, ended it.
-            self.span.record("error.type", "server_shutdown");
             self.span
-                .set_status(Status::error("cut short by the server's shutdown"));
+                .set_error("server_shutdown", "cut short by the server's shutdown");
             self.count(StatusCode::SERVICE_UNAVAILABLE.as_str(), elapsed);
             self.span.in_scope(|| {
                 tracing::warn!(
@@ -230,7 +231,8 @@ impl Drop for Outcome<'_> {
             });
             return;
         }
-        self.span.record("error.type", "client_closed");
+        self.span
+            .set_attribute(KeyValue::new("error.type", "client_closed"));
         self.count(&CLIENT_CLOSED.to_string(), elapsed);
         self.span.in_scope(|| {
             access!(
@@ -246,46 +248,53 @@ impl Drop for Outcome<'_> {
     }
 }
 
-fn server_span(
-    method: &'static str,
-    template: Option<&'static str>,
-    request: &Request,
-) -> tracing::Span {
+fn server_span(method: &'static str, template: Option<&'static str>, request: &Request) -> Span {
     let name = match template {
         Some(template) => format!("{method} {template}"),
         None => method.to_owned(),
     };
-    let (host, port) = host_and_port(&request.headers);
-    let span = tracing::info_span!(
-        "http.server",
-        otel.name = %name,
-        otel.kind = "server",
-        http.request.method = method,
-        http.route = template,
-        url.scheme = "http",
-        url.path = %telemetry::truncate(&request.path),
-        url.query = Empty,
-        server.address = host,
-        server.port = port,
-        client.address = request.peer.map(|p| p.ip().to_string()),
-        user_agent.original = request
-            .headers
-            .get(http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(telemetry::truncate)
-            .as_deref(),
-        http.response.status_code = Empty,
-        error.type = Empty,
-    );
-    if !request.query.is_empty() {
-        span.record("url.query", telemetry::truncate(&request.query).as_ref());
-    }
     let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
         propagator.extract(&HeaderExtractor(&request.headers))
     });
-    // Fails only when the span is disabled (telemetry off); there is nothing to continue then.
-    let _ = span.set_parent(parent);
-    span
+    Span::start(name, SpanKind::Server, &parent, || {
+        let mut attributes = Vec::with_capacity(12);
+        attributes.push(KeyValue::new("http.request.method", method));
+        if let Some(template) = template {
+            attributes.push(KeyValue::new("http.route", template));
+        }
+        attributes.push(KeyValue::new("url.scheme", "http"));
+        attributes.push(KeyValue::new(
+            "url.path",
+            telemetry::truncate(&request.path).into_owned(),
+        ));
+        if !request.query.is_empty() {
+            attributes.push(KeyValue::new(
+                "url.query",
+                telemetry::truncate(&request.query).into_owned(),
+            ));
+        }
+        let (host, port) = host_and_port(&request.headers);
+        if let Some(host) = host {
+            attributes.push(KeyValue::new("server.address", host));
+        }
+        if let Some(port) = port {
+            attributes.push(KeyValue::new("server.port", port));
+        }
+        if let Some(peer) = request.peer {
+            attributes.push(KeyValue::new("client.address", peer.ip().to_string()));
+        }
+        if let Some(agent) = request
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+        {
+            attributes.push(KeyValue::new(
+                "user_agent.original",
+                telemetry::truncate(agent).into_owned(),
+            ));
+        }
+        attributes
+    })
 }
 
 /// `server.address` and `server.port` from the `Host` header (port 80 when it names none).

@@ -3,11 +3,11 @@
 //! A service calls [`init`] once at start-up and keeps the returned [`Telemetry`]: it holds the
 //! tracer provider (OTLP/HTTP export configured from the standard `OTEL_*` variables, in
 //! `export`), and the JSON log subscriber (`logging`) whose lines carry the exported span's ids.
+//! Spans are made through OpenTelemetry's API ([`span`]); log lines through `tracing`.
 //! [`metrics`] makes the per-service Prometheus registry and its text page.
 //! [`Telemetry::shutdown`] flushes the spans that are still queued once the server has drained.
 //! Nothing here knows HTTP: the routes and clients that create spans live in the HTTP crate.
 
-mod bridge;
 mod encode;
 mod export;
 mod logging;
@@ -91,24 +91,10 @@ pub fn init(info: ServiceInfo) -> Result<Telemetry, Error> {
         .add_directive(quiet("opentelemetry_sdk"))
         .add_directive(quiet("opentelemetry_http"));
     let (json, logs) = logging::JsonLines::new(service_name);
-    let otel = provider.as_ref().map(|p| {
-        let tracer = p.tracer(info.name);
-        let _ = span::TRACER.set(tracer.clone());
-        // Log events go to stdout (and Loki) with the span ids; copying each one into its span
-        // as a span event would double what is exported for a batch of rolls.
-        bridge::SpansOnly(
-            tracing_opentelemetry::layer()
-                .with_tracer(tracer)
-                .with_error_events_to_status(false)
-                .with_location(false)
-                .with_threads(false)
-                .with_target(false)
-                .with_level(false)
-                .with_tracked_inactivity(false),
-        )
-    });
+    if let Some(provider) = &provider {
+        let _ = span::TRACER.set(provider.tracer(info.name));
+    }
     tracing_subscriber::registry()
-        .with(otel)
         .with(json)
         .with(filter)
         .try_init()
@@ -181,8 +167,7 @@ pub fn truncate(text: &str) -> std::borrow::Cow<'_, str> {
 /// The trace id of the current span, when it is being traced (32 lowercase hex digits).
 pub fn current_trace_id() -> Option<String> {
     use opentelemetry::trace::TraceContextExt as _;
-    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-    let context = tracing::Span::current().context();
+    let context = opentelemetry::Context::current();
     let span = context.span();
     let ids = span.span_context();
     ids.is_valid().then(|| ids.trace_id().to_string())

@@ -1,57 +1,76 @@
-//! Spans made by the hundred per request (a batch's rolls), straight through OpenTelemetry's API.
+//! Every span the lab makes, straight through OpenTelemetry's API.
 //!
-//! A `tracing` span goes through the subscriber's registry, the filters and the OpenTelemetry
-//! bridge on every creation, enter, exit and close; for the spans a request makes once that is a
-//! fair price for `#[instrument]`-style code, for the hundred `roll` spans of a batch it was most
-//! of the telemetry's cost. An [`Internal`] span is started with the same tracer the bridge uses
-//! (so it has the same instrumentation scope), under the current `tracing` span's context, and
-//! ends when dropped. [`Internal::in_scope`] makes it the current OpenTelemetry context for a
-//! moment, so the log lines written there carry its ids. With telemetry off, it costs nothing.
+//! The lab's spans are few in kind (a SERVER span per request, a CLIENT span per call, a `roll`
+//! span per roll) and all are made in two places of the HTTP crate and one of the dice-roller, so
+//! they are made with the SDK's tracer directly rather than as `tracing` spans carried over by a
+//! bridge: a bridged span goes through the subscriber's registry, the bridge's own span builder
+//! and a context activation on every enter and exit, which was most of what telemetry cost a
+//! request. `tracing` is kept for what it is good at, the log lines, and those read the ids of the
+//! current OpenTelemetry context.
+//!
+//! A [`Span`] ends when dropped. [`Span::instrument`] makes it the current context while a future
+//! is polled (what the future logs, and the spans it starts, are its children);
+//! [`Span::in_scope`] does the same for a closure. With telemetry off, a span is nothing and
+//! costs nothing.
 
 use std::borrow::Cow;
+use std::future::Future;
 use std::sync::OnceLock;
 
+use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _, Tracer as _};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::Tracer;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 /// The tracer of this process, set by [`crate::init`] when telemetry is on.
 pub(crate) static TRACER: OnceLock<Tracer> = OnceLock::new();
 
-/// The context that [`Internal`] spans are started under: the current `tracing` span's. Take it
-/// once per request and start every span of a batch under it.
+/// The context that new spans start under: the current one, which is the request's span inside
+/// a handler. Take it once per request and start every span of a batch under it.
 pub fn parent() -> Context {
     if TRACER.get().is_none() {
         return Context::new();
     }
-    tracing::Span::current().context()
+    Context::current()
 }
 
-/// An INTERNAL span, ended when dropped.
-pub struct Internal {
+/// A span of this process, ended when dropped.
+pub struct Span {
     /// The span, inside a context whose parent is the span's parent; `None` with telemetry off.
     cx: Option<Context>,
 }
 
-impl Internal {
-    /// Starts `name` under `parent` with `attributes`.
+impl Span {
+    /// No span: what a route that is not traced runs in.
+    pub fn none() -> Self {
+        Self { cx: None }
+    }
+
+    /// Starts `name`, of `kind`, under `parent`, with `attributes` (asked for only when telemetry
+    /// is on).
     pub fn start(
-        name: &'static str,
+        name: impl Into<Cow<'static, str>>,
+        kind: SpanKind,
         parent: &Context,
         attributes: impl FnOnce() -> Vec<KeyValue>,
     ) -> Self {
         let Some(tracer) = TRACER.get() else {
-            return Self { cx: None };
+            return Self::none();
         };
         let span = tracer
-            .span_builder(Cow::Borrowed(name))
-            .with_kind(SpanKind::Internal)
+            .span_builder(name)
+            .with_kind(kind)
             .with_attributes(attributes())
             .start_with_context(tracer, parent);
         Self {
             cx: Some(parent.with_span(span)),
         }
+    }
+
+    /// The context that has this span as its current span (for `traceparent` injection), or an
+    /// empty one with telemetry off.
+    pub fn context(&self) -> Context {
+        self.cx.clone().unwrap_or_default()
     }
 
     pub fn set_attribute(&self, attribute: KeyValue) {
@@ -61,7 +80,11 @@ impl Internal {
     }
 
     /// Marks it failed: `error.type` and status Error with `message`.
-    pub fn set_error(&self, error_type: &'static str, message: String) {
+    pub fn set_error(
+        &self,
+        error_type: impl Into<opentelemetry::Value>,
+        message: impl Into<Cow<'static, str>>,
+    ) {
         if let Some(cx) = &self.cx {
             let span = cx.span();
             span.set_attribute(KeyValue::new("error.type", error_type));
@@ -69,7 +92,7 @@ impl Internal {
         }
     }
 
-    /// Runs `f` with this span as the current OpenTelemetry context: what `f` logs carries its ids.
+    /// Runs `f` with this span as the current context: what `f` logs carries its ids.
     pub fn in_scope<T>(&self, f: impl FnOnce() -> T) -> T {
         match &self.cx {
             Some(cx) => {
@@ -79,9 +102,17 @@ impl Internal {
             None => f(),
         }
     }
+
+    /// Runs `future` with this span as the current context whenever it is polled.
+    pub async fn instrument<F: Future>(&self, future: F) -> F::Output {
+        match &self.cx {
+            Some(cx) => future.with_context(cx.clone()).await,
+            None => future.await,
+        }
+    }
 }
 
-impl Drop for Internal {
+impl Drop for Span {
     fn drop(&mut self) {
         if let Some(cx) = &self.cx {
             cx.span().end();

@@ -18,6 +18,7 @@ use lab_http::client::{Upstream, UpstreamError};
 use lab_http::faults::Switch;
 use lab_http::reply::{ErrorStatus, result};
 use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
 use prometheus::{Histogram, IntCounterVec, IntGauge, Registry};
 use rand::Rng as _;
 use serde::{Serialize, Serializer};
@@ -296,7 +297,7 @@ impl Roller {
     /// One roll, recorded in its `span`: the delay, the draw, the records.
     async fn roll_once(
         &self,
-        span: &span::Internal,
+        span: &span::Span,
         die: &str,
         spec: &DieSpec,
         mode: Mode,
@@ -396,8 +397,8 @@ fn roll_span(
     parent: &opentelemetry::Context,
     die_type: &opentelemetry::Value,
     index: Option<usize>,
-) -> span::Internal {
-    span::Internal::start("roll", parent, || {
+) -> span::Span {
+    span::Span::start("roll", SpanKind::Internal, parent, || {
         // Room for `roll.value` (or `error.type`), set when the roll ends.
         let mut attributes = Vec::with_capacity(3);
         attributes.push(KeyValue::new("die.type", die_type.clone()));
