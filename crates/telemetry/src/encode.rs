@@ -2,8 +2,9 @@
 //!
 //! The OTLP exporter of `opentelemetry-otlp` first converts each span into `opentelemetry-proto`'s
 //! message structs (a `String` or `Vec` per id, name, key and value), then encodes those, then
-//! frees them: for a batch of rolls that was most of the exporter thread's time. [`Batch`] writes
-//! the same bytes from the SDK's spans with no structs in between. Each message is measured first
+//! frees them: for a batch of rolls that was most of the exporter thread's time. Here each span is
+//! written once, as it ends ([`scope_span`]), and a batch's request is put together from those
+//! bytes ([`request`]), with no structs in between. Each message is measured first
 //! ([`len`]-style functions) and then written, as protobuf needs every length before its
 //! contents. The field numbers are those of `opentelemetry/proto/trace/v1/trace.proto`,
 //! `common/v1/common.proto` and `resource/v1/resource.proto` (OTLP 1.x), and a test checks the
@@ -40,22 +41,27 @@ impl EncodedResource {
     }
 }
 
-/// An export request for `spans`, grouped by instrumentation scope in the order scopes first
-/// appear (one `ResourceSpans`, as the SDK's exporter makes it).
-pub(crate) fn request(resource: &EncodedResource, spans: &[SpanData]) -> Vec<u8> {
-    let mut scopes: Vec<(&InstrumentationScope, Vec<&SpanData>)> = Vec::new();
-    for span in spans {
-        match scopes
-            .iter_mut()
-            .find(|(scope, _)| *scope == &span.instrumentation_scope)
-        {
-            Some((_, members)) => members.push(span),
-            None => scopes.push((&span.instrumentation_scope, vec![span])),
-        }
-    }
-    let scope_lens: Vec<usize> = scopes
+/// The spans of one instrumentation scope in a batch, each already written by [`scope_span`].
+pub(crate) type ScopeGroup = (InstrumentationScope, Vec<u8>);
+
+/// `span` written as one `ScopeSpans.spans` field (key, length, message), appended to `out`: what
+/// the batch processor keeps of a span once it has ended.
+pub(crate) fn scope_span(out: &mut Vec<u8>, span: &SpanData) {
+    key(out, 2, 2);
+    varint(out, span_len(span) as u64);
+    write_span(out, span);
+}
+
+/// An export request for spans already written, one `ScopeSpans` per group in order (one
+/// `ResourceSpans`, as the SDK's exporter makes it).
+pub(crate) fn request(resource: &EncodedResource, groups: &[ScopeGroup]) -> Vec<u8> {
+    let scope_lens: Vec<usize> = groups
         .iter()
-        .map(|(scope, members)| scope_spans_len(scope, members))
+        .map(|(scope, spans)| {
+            framed(1, scope_len(scope))
+                + spans.len()
+                + string_len(3, scope.schema_url().unwrap_or_default())
+        })
         .collect();
     let resource_spans = framed(1, resource.resource.len())
         + scope_lens.iter().map(|len| framed(2, *len)).sum::<usize>()
@@ -64,35 +70,21 @@ pub(crate) fn request(resource: &EncodedResource, spans: &[SpanData]) -> Vec<u8>
     key(&mut out, 1, 2);
     varint(&mut out, resource_spans as u64);
     bytes(&mut out, 1, &resource.resource);
-    for ((scope, members), len) in scopes.iter().zip(scope_lens) {
+    for ((scope, spans), len) in groups.iter().zip(scope_lens) {
         key(&mut out, 2, 2);
         varint(&mut out, len as u64);
-        scope_spans(&mut out, scope, members);
+        key(&mut out, 1, 2);
+        varint(&mut out, scope_len(scope) as u64);
+        string(&mut out, 1, scope.name());
+        string(&mut out, 2, scope.version().unwrap_or_default());
+        for attribute in scope.attributes() {
+            key_value(&mut out, 3, attribute.key.as_str(), &attribute.value);
+        }
+        out.extend_from_slice(spans);
+        string(&mut out, 3, scope.schema_url().unwrap_or_default());
     }
     string(&mut out, 3, &resource.schema_url);
     out
-}
-
-fn scope_spans_len(scope: &InstrumentationScope, spans: &[&SpanData]) -> usize {
-    framed(1, scope_len(scope))
-        + spans.iter().map(|s| framed(2, span_len(s))).sum::<usize>()
-        + string_len(3, scope.schema_url().unwrap_or_default())
-}
-
-fn scope_spans(out: &mut Vec<u8>, scope: &InstrumentationScope, spans: &[&SpanData]) {
-    key(out, 1, 2);
-    varint(out, scope_len(scope) as u64);
-    string(out, 1, scope.name());
-    string(out, 2, scope.version().unwrap_or_default());
-    for attribute in scope.attributes() {
-        key_value(out, 3, attribute.key.as_str(), &attribute.value);
-    }
-    for span in spans {
-        key(out, 2, 2);
-        varint(out, span_len(span) as u64);
-        write_span(out, span);
-    }
-    string(out, 3, scope.schema_url().unwrap_or_default());
 }
 
 fn scope_len(scope: &InstrumentationScope) -> usize {
@@ -533,7 +525,21 @@ mod tests {
             span(3, &other, 2),
             span(4, &roller, 3),
         ];
-        let ours = request(&EncodedResource::new(&resource), &spans);
+        let mut groups: Vec<ScopeGroup> = Vec::new();
+        for span in &spans {
+            let at = match groups
+                .iter()
+                .position(|(scope, _)| scope == &span.instrumentation_scope)
+            {
+                Some(at) => at,
+                None => {
+                    groups.push((span.instrumentation_scope.clone(), Vec::new()));
+                    groups.len() - 1
+                }
+            };
+            scope_span(&mut groups[at].1, span);
+        }
+        let ours = request(&EncodedResource::new(&resource), &groups);
         let theirs = ExportTraceServiceRequest {
             resource_spans: group_spans_by_resource_and_scope(
                 spans,

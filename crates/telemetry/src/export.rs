@@ -1,69 +1,31 @@
-//! Span export: the OTLP/HTTP exporter behind the SDK's batch processor, with every lost span
-//! counted and explained.
+//! Span export: where spans go, and how a batch is sent there.
 //!
 //! The endpoint is read from the `OTEL_EXPORTER_OTLP_*` variables and checked at start-up: an
 //! endpoint that can never work (not `http://`, no host, a bad port) stops the service with a
-//! clear message instead of looking like a collector that is down. Spans can then be lost two
-//! ways, each counted in `telemetry_spans_dropped_total{reason}` and said once per spell with its
-//! real cause: the queue in front of the exporter is full (`queue_full`: more spans end than the
-//! exporter sends; [`Counting`] drops them before the SDK's queue would, so none is lost
-//! uncounted), or an export fails (`export_failed`: the collector is away or refuses, with its
-//! error). The lab is often started before (or without) Alloy, so that second case is quiet after
-//! its first warning, and says once when exports succeed again.
+//! clear message instead of looking like a collector that is down. [`Otlp`] POSTs each batch that
+//! the batch processor ([`crate::batch`]) has put together. Spans can then be lost two ways, each
+//! counted in `telemetry_spans_dropped_total{reason}` and said once per spell with its real cause
+//! (by the batch processor): the queue is full (`queue_full`: more spans end than the exporter
+//! sends), or an export fails (`export_failed`: the collector is away or refuses, with its error).
+//! The lab is often started before (or without) Alloy, so that second case is quiet after its
+//! first warning, and says once when exports succeed again.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use opentelemetry::Context;
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
-    OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_SCHEDULE_DELAY, Span, SpanData, SpanExporter, SpanProcessor,
-};
+use crate::batch::{self, Processor};
+use crate::{DEFAULT_OTLP_ENDPOINT, Error};
 
-use crate::{DEFAULT_OTLP_ENDPOINT, Error, encode, metrics};
-
-/// The span processor for a service: the SDK's batch processor (configured by `OTEL_BSP_*`, with
-/// [`SCHEDULE_DELAY`] unless `OTEL_BSP_SCHEDULE_DELAY` says otherwise) behind the drop counting; returns it with the endpoint spans go to.
-pub(crate) fn processor() -> Result<(Counting, String), Error> {
+/// The span processor for a service, configured by `OTEL_BSP_*`; returns it with the endpoint
+/// spans go to.
+pub(crate) fn processor() -> Result<(Processor, String), Error> {
     let configured = env_nonempty("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .or_else(|| env_nonempty("OTEL_EXPORTER_OTLP_ENDPOINT").map(|base| traces_url(&base)));
     let endpoint = configured.unwrap_or_else(|| traces_url(DEFAULT_OTLP_ENDPOINT));
     check_endpoint(&endpoint)?;
-    let inner = Otlp::new(&endpoint)?;
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let exporter = Reporting {
-        inner,
-        endpoint: endpoint.clone(),
-        failing: AtomicBool::new(false),
-        in_flight: in_flight.clone(),
-    };
-    let capacity = queue_size();
-    let mut config = BatchConfigBuilder::default().with_max_queue_size(capacity);
-    if env_nonempty(OTEL_BSP_SCHEDULE_DELAY).is_none() {
-        config = config.with_scheduled_delay(SCHEDULE_DELAY);
-    }
-    if env_nonempty(OTEL_BSP_MAX_EXPORT_BATCH_SIZE).is_none() {
-        config = config.with_max_export_batch_size(EXPORT_BATCH_SIZE.min(capacity));
-    }
-    let processor = Counting {
-        inner: BatchSpanProcessor::builder(exporter)
-            .with_batch_config(config.build())
-            .build(),
-        in_flight,
-        capacity,
-        epoch: Instant::now(),
-        last_drop: AtomicU64::new(0),
-    };
+    let sender = Otlp::new(&endpoint)?;
+    let processor = Processor::new(batch::Config::from_env(), sender, endpoint.clone());
     Ok((processor, endpoint))
 }
-
-/// How long a span may wait for the next export when `OTEL_BSP_SCHEDULE_DELAY` is unset: short,
-/// so that a click's trace can be read within about a second (the specification's default is
-/// 5 s). Under load, batches fill (512 spans) long before it passes, so it costs nothing there.
-pub(crate) const SCHEDULE_DELAY: Duration = Duration::from_millis(200);
 
 /// An endpoint this build can send to: `http://host[:port]/...`.
 fn check_endpoint(endpoint: &str) -> Result<(), Error> {
@@ -84,132 +46,8 @@ fn check_endpoint(endpoint: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Spans per export when `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` is unset (the specification's default
-/// is 512): a batch of rolls makes hundreds of spans at once, and fewer, larger exports keep up
-/// with a service at full speed on two cores.
-pub(crate) const EXPORT_BATCH_SIZE: usize = 2048;
-
-/// Spans that may wait for export when `OTEL_BSP_MAX_QUEUE_SIZE` is unset (the specification's
-/// default is 2048): four batches, room for a burst while one is being sent.
-pub(crate) const QUEUE_SIZE: usize = 8192;
-
-/// `OTEL_BSP_MAX_QUEUE_SIZE`, or [`QUEUE_SIZE`].
-fn queue_size() -> usize {
-    env_nonempty(OTEL_BSP_MAX_QUEUE_SIZE)
-        .and_then(|v| v.trim().parse().ok())
-        .filter(|size| *size > 0)
-        .unwrap_or(QUEUE_SIZE)
-}
-
-/// The batch processor, with the spans it holds counted: a span that would not fit in its queue
-/// is dropped here and counted, never silently by the SDK.
-#[derive(Debug)]
-pub(crate) struct Counting {
-    inner: BatchSpanProcessor,
-    /// Spans handed to the batch processor and not yet through an export.
-    in_flight: Arc<AtomicUsize>,
-    capacity: usize,
-    epoch: Instant,
-    /// When a span was last dropped, in milliseconds since `epoch` (0: never): a drop after
-    /// [`QUIET`] without one starts a new spell, which is said once.
-    last_drop: AtomicU64,
-}
-
-/// How long without a dropped span ends a spell of them.
-const QUIET: Duration = Duration::from_secs(10);
-
-impl SpanProcessor for Counting {
-    fn on_start(&self, span: &mut Span, cx: &Context) {
-        self.inner.on_start(span, cx);
-    }
-
-    fn on_end(&self, span: SpanData) {
-        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= self.capacity {
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
-            metrics::spans_dropped("queue_full").inc();
-            let now = self.epoch.elapsed().as_millis() as u64 + 1;
-            let last = self.last_drop.swap(now, Ordering::Relaxed);
-            if last == 0 || now - last > QUIET.as_millis() as u64 {
-                tracing::warn!(
-                    queue = self.capacity,
-                    "spans end faster than they can be exported: the queue of {} spans \
-                     (OTEL_BSP_MAX_QUEUE_SIZE) is full, so spans are dropped and counted in \
-                     telemetry_spans_dropped_total{{reason=\"queue_full\"}} (said once, until \
-                     none is dropped for {} s)",
-                    self.capacity,
-                    QUIET.as_secs()
-                );
-            }
-            return;
-        }
-        self.inner.on_end(span);
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
-    }
-
-    fn shutdown_with_timeout(&self, timeout: std::time::Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
-    }
-}
-
-/// The OTLP exporter, saying once per spell that exports fail, and why, and counting the spans
-/// of failed exports.
-#[derive(Debug)]
-struct Reporting<E> {
-    inner: E,
-    endpoint: String,
-    failing: AtomicBool,
-    in_flight: Arc<AtomicUsize>,
-}
-
-impl<E: SpanExporter> SpanExporter for Reporting<E> {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let spans = batch.len();
-        let result = self.inner.export(batch).await;
-        self.in_flight.fetch_sub(spans, Ordering::AcqRel);
-        match &result {
-            Err(error) => {
-                metrics::spans_dropped("export_failed").inc_by(spans as u64);
-                if !self.failing.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        endpoint = %self.endpoint,
-                        error = %error,
-                        dropped_spans = spans,
-                        "cannot export spans: {error}; this batch of {spans} spans is dropped, as \
-                         are the next ones until an export succeeds, all counted in \
-                         telemetry_spans_dropped_total{{reason=\"export_failed\"}} (said once)"
-                    );
-                }
-            }
-            Ok(()) if self.failing.swap(false, Ordering::Relaxed) => {
-                tracing::info!(endpoint = %self.endpoint, "exporting spans again")
-            }
-            Ok(()) => {}
-        }
-        result
-    }
-
-    fn shutdown_with_timeout(&self, timeout: std::time::Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
-    }
-}
-
-/// OTLP/HTTP with protobuf, as the exporter specification describes it: each batch is written
-/// straight into an `ExportTraceServiceRequest` ([`crate::encode`]) and POSTed to the endpoint, with
+/// OTLP/HTTP with protobuf, as the exporter specification describes it: each batch's
+/// `ExportTraceServiceRequest` is POSTed to the endpoint, with
 /// `OTEL_EXPORTER_OTLP_TRACES_HEADERS` / `OTEL_EXPORTER_OTLP_HEADERS` and within
 /// `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT` / `OTEL_EXPORTER_OTLP_TIMEOUT` (10 s by default).
 #[derive(Debug)]
@@ -217,7 +55,6 @@ struct Otlp {
     client: reqwest::blocking::Client,
     endpoint: String,
     headers: reqwest::header::HeaderMap,
-    resource: encode::EncodedResource,
 }
 
 /// How long an export may take when no `OTEL_EXPORTER_OTLP_*TIMEOUT` says.
@@ -268,15 +105,12 @@ impl Otlp {
             client,
             endpoint: endpoint.to_owned(),
             headers,
-            resource: encode::EncodedResource::default(),
         })
     }
 }
 
-impl SpanExporter for Otlp {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let body = encode::request(&self.resource, &batch);
-        drop(batch);
+impl batch::Sender for Otlp {
+    fn send(&self, body: Vec<u8>) -> Result<(), String> {
         let response = self
             .client
             .post(&self.endpoint)
@@ -284,24 +118,16 @@ impl SpanExporter for Otlp {
             .header(reqwest::header::CONTENT_TYPE, "application/x-protobuf")
             .body(body)
             .send()
-            .map_err(|e| OTelSdkError::InternalFailure(without_url(&e)))?;
+            .map_err(|e| without_url(&e))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
         }
         let text = response.text().unwrap_or_default();
-        Err(OTelSdkError::InternalFailure(format!(
+        Err(format!(
             "the collector answered {status}: {}",
             text.chars().take(200).collect::<String>()
-        )))
-    }
-
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        Ok(())
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.resource = encode::EncodedResource::new(resource);
+        ))
     }
 }
 

@@ -8,6 +8,7 @@
 //! [`Telemetry::shutdown`] flushes the spans that are still queued once the server has drained.
 //! Nothing here knows HTTP: the routes and clients that create spans live in the HTTP crate.
 
+mod batch;
 mod encode;
 mod export;
 mod logging;
