@@ -47,9 +47,10 @@ pub(crate) type ScopeGroup = (InstrumentationScope, Vec<u8>);
 /// `span` written as one `ScopeSpans.spans` field (key, length, message), appended to `out`: what
 /// the batch processor keeps of a span once it has ended.
 pub(crate) fn scope_span(out: &mut Vec<u8>, span: &SpanData) {
+    let parts = parts(span);
     key(out, 2, 2);
-    varint(out, span_len(span) as u64);
-    write_span(out, span);
+    varint(out, span_len(span, &parts) as u64);
+    write_span(out, span, &parts);
 }
 
 /// An export request for spans already written, one `ScopeSpans` per group in order (one
@@ -125,8 +126,7 @@ fn parts(span: &SpanData) -> Parts {
     }
 }
 
-fn span_len(span: &SpanData) -> usize {
-    let parts = parts(span);
+fn span_len(span: &SpanData, parts: &Parts) -> usize {
     let parent = span.parent_span_id != opentelemetry::trace::SpanId::INVALID;
     framed(1, 16)
         + framed(2, 8)
@@ -159,8 +159,7 @@ fn span_len(span: &SpanData) -> usize {
         + if parts.flags == 0 { 0 } else { 2 + 4 }
 }
 
-fn write_span(out: &mut Vec<u8>, span: &SpanData) {
-    let parts = parts(span);
+fn write_span(out: &mut Vec<u8>, span: &SpanData, parts: &Parts) {
     bytes(out, 1, &span.span_context.trace_id().to_bytes());
     bytes(out, 2, &span.span_context.span_id().to_bytes());
     string(out, 3, &parts.trace_state);

@@ -289,12 +289,14 @@ fn timestamp(out: &mut Vec<u8>, at: OffsetDateTime) {
 }
 
 /// Bytes as lowercase hex.
-fn hex(out: &mut Vec<u8>, bytes: &[u8]) {
+fn hex<const N: usize>(out: &mut Vec<u8>, bytes: &[u8; N]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for byte in bytes {
-        out.push(DIGITS[usize::from(byte >> 4)]);
-        out.push(DIGITS[usize::from(byte & 0xf)]);
+    // Written into an array first, then appended at once.
+    let mut text = [[0u8; 2]; N];
+    for (pair, byte) in text.iter_mut().zip(bytes) {
+        *pair = [DIGITS[usize::from(byte >> 4)], DIGITS[usize::from(byte & 0xf)]];
     }
+    out.extend_from_slice(text.as_flattened());
 }
 
 fn level(level: &tracing::Level) -> &'static str {
