@@ -353,3 +353,132 @@ fn export_batches(shared: &Shared, config: Config, sender: &dyn Sender, endpoint
         state = shared.lock();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::{Tracer as _, TracerProvider as _};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+    use prost::Message as _;
+
+    use super::*;
+
+    /// Keeps every request body; while held, `send` waits (counting the sends that wait).
+    #[derive(Clone, Debug, Default)]
+    struct Collect {
+        bodies: Arc<Mutex<Vec<Vec<u8>>>>,
+        hold: Arc<(Mutex<(bool, usize)>, Condvar)>,
+    }
+
+    impl Sender for Collect {
+        fn send(&self, body: Vec<u8>) -> Result<(), String> {
+            let (held, changed) = &*self.hold;
+            let mut held = held.lock().unwrap();
+            held.1 += 1;
+            changed.notify_all();
+            drop(changed.wait_while(held, |held| held.0).unwrap());
+            self.bodies.lock().unwrap().push(body);
+            Ok(())
+        }
+    }
+
+    impl Collect {
+        /// The spans in each request so far, every request decoded as a collector would.
+        fn batches(&self) -> Vec<usize> {
+            self.bodies
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|body| {
+                    let request = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
+                    request
+                        .resource_spans
+                        .iter()
+                        .flat_map(|r| &r.scope_spans)
+                        .map(|s| s.spans.len())
+                        .sum()
+                })
+                .collect()
+        }
+
+        fn wait_for(&self, requests: usize) -> Vec<usize> {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while self.bodies.lock().unwrap().len() < requests && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            self.batches()
+        }
+
+        fn hold(&self, on: bool) {
+            self.hold.0.lock().unwrap().0 = on;
+            self.hold.1.notify_all();
+        }
+
+        /// Waits until a send has begun.
+        fn wait_for_a_send(&self) {
+            let (held, changed) = &*self.hold;
+            let held = held.lock().unwrap();
+            let (_held, waited) = changed
+                .wait_timeout_while(held, Duration::from_secs(5), |held| held.1 == 0)
+                .unwrap();
+            assert!(
+                !waited.timed_out(),
+                "the exporter never sent the full batch"
+            );
+        }
+    }
+
+    fn provider(queue: usize, batch: usize, delay: Duration, sink: &Collect) -> SdkTracerProvider {
+        let config = Config {
+            queue,
+            batch,
+            delay,
+        };
+        SdkTracerProvider::builder()
+            .with_span_processor(Processor::new(config, sink.clone(), "test".into()))
+            .build()
+    }
+
+    fn spans(provider: &SdkTracerProvider, n: usize) {
+        let tracer = provider.tracer("batch-test");
+        for _ in 0..n {
+            drop(tracer.start("span"));
+        }
+    }
+
+    #[test]
+    fn full_batches_leave_at_once_and_the_rest_at_a_flush() {
+        let sink = Collect::default();
+        let provider = provider(100, 10, Duration::from_secs(600), &sink);
+        spans(&provider, 25);
+        assert_eq!(sink.wait_for(2), [10, 10]);
+        provider.force_flush().unwrap();
+        assert_eq!(sink.batches(), [10, 10, 5]);
+    }
+
+    #[test]
+    fn a_partial_batch_leaves_after_the_schedule_delay() {
+        let sink = Collect::default();
+        let provider = provider(100, 10, Duration::from_millis(50), &sink);
+        let started = Instant::now();
+        spans(&provider, 3);
+        assert_eq!(sink.wait_for(1), [3]);
+        assert!(started.elapsed() >= Duration::from_millis(50));
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_and_shutdown_sends_what_waits() {
+        let sink = Collect::default();
+        let provider = provider(20, 10, Duration::from_secs(600), &sink);
+        let dropped = metrics::spans_dropped("queue_full").get();
+        sink.hold(true);
+        // The first batch is taken by the exporter, which is held; 20 more fill the queue.
+        spans(&provider, 10);
+        sink.wait_for_a_send();
+        spans(&provider, 25);
+        assert_eq!(metrics::spans_dropped("queue_full").get() - dropped, 5);
+        sink.hold(false);
+        provider.shutdown().unwrap();
+        assert_eq!(sink.batches(), [10, 10, 10]);
+    }
+}

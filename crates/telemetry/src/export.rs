@@ -57,7 +57,8 @@ struct Otlp {
     headers: reqwest::header::HeaderMap,
 }
 
-/// How long an export may take when no `OTEL_EXPORTER_OTLP_*TIMEOUT` says.
+/// How long an export may take when neither `OTEL_EXPORTER_OTLP_*TIMEOUT` nor
+/// `OTEL_BSP_EXPORT_TIMEOUT` says.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Otlp {
@@ -69,6 +70,10 @@ impl Otlp {
         .iter()
         .find_map(|name| env_nonempty(name)?.trim().parse().ok())
         .map_or(EXPORT_TIMEOUT, Duration::from_millis);
+        // The batch processor's own bound on an export, when it is set and shorter.
+        let timeout = env_nonempty("OTEL_BSP_EXPORT_TIMEOUT")
+            .and_then(|v| v.trim().parse().ok())
+            .map_or(timeout, |bound| timeout.min(Duration::from_millis(bound)));
         let mut headers = reqwest::header::HeaderMap::new();
         let listed = [
             "OTEL_EXPORTER_OTLP_TRACES_HEADERS",

@@ -1,8 +1,9 @@
 //! The telemetry every dice-lab service emits: traces, logs and metrics, set up in one place.
 //!
 //! A service calls [`init`] once at start-up and keeps the returned [`Telemetry`]: it holds the
-//! tracer provider (OTLP/HTTP export configured from the standard `OTEL_*` variables, in
-//! `export`), and the JSON log subscriber (`logging`) whose lines carry the exported span's ids.
+//! tracer provider (its batch processor in `batch`, which writes each span's protobuf as it ends
+//! (`encode`); the OTLP/HTTP endpoint from the standard `OTEL_*` variables, in `export`), and the
+//! JSON log subscriber (`logging`) whose lines carry the exported span's ids.
 //! Spans are made through OpenTelemetry's API ([`span`]); log lines through `tracing`.
 //! [`metrics`] makes the per-service Prometheus registry and its text page.
 //! [`Telemetry::shutdown`] flushes the spans that are still queued once the server has drained.

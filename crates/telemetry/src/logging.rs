@@ -294,7 +294,10 @@ fn hex<const N: usize>(out: &mut Vec<u8>, bytes: &[u8; N]) {
     // Written into an array first, then appended at once.
     let mut text = [[0u8; 2]; N];
     for (pair, byte) in text.iter_mut().zip(bytes) {
-        *pair = [DIGITS[usize::from(byte >> 4)], DIGITS[usize::from(byte & 0xf)]];
+        *pair = [
+            DIGITS[usize::from(byte >> 4)],
+            DIGITS[usize::from(byte & 0xf)],
+        ];
     }
     out.extend_from_slice(text.as_flattened());
 }
