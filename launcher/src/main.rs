@@ -60,7 +60,7 @@ enum Command {
     /// Send mixed traffic (Roll Once and Roll Multiple, every die) to the frontend and summarise it.
     Load {
         /// The frontend's base URL.
-        #[arg(long, env = "DICE_LAB_URL", default_value = "http://127.0.0.1:8400")]
+        #[arg(long, env = "DICE_LAB_URL", default_value_t = parts::Part::Frontend.local_url())]
         url: String,
         /// Requests per second.
         #[arg(long, default_value_t = 10.0)]
@@ -76,7 +76,7 @@ enum Command {
         /// The trace id the page (or an API answer) showed: 32 hexadecimal digits.
         trace_id: String,
         /// The frontend's base URL.
-        #[arg(long, env = "DICE_LAB_URL", default_value = "http://127.0.0.1:8400")]
+        #[arg(long, env = "DICE_LAB_URL", default_value_t = parts::Part::Frontend.local_url())]
         url: String,
         /// How long to wait for spans and log lines still on their way, e.g. 10s.
         #[arg(long, default_value = "10s", value_parser = parse_duration)]

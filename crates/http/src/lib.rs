@@ -8,8 +8,9 @@
 //! the calls to other services, as CLIENT spans with their own errors and metrics. [`reply`] holds
 //! the JSON answers, and the one mapping from an error to its status.
 //!
-//! Modules depend one way: `reply` ← `observe` ← `faults` ← `app`; `server`, `client` and
-//! `runner` stand beside them.
+//! Modules depend one way: `reply` and `server` at the bottom; `observe` uses both, `faults` uses
+//! `observe` and `reply`, `app` uses all four; `client` uses `reply`; `runner` uses `server` and
+//! `client`.
 
 pub mod app;
 pub mod client;

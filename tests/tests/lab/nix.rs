@@ -1,5 +1,5 @@
-//! The flake and the NixOS module, checked as far as this machine allows: nixpkgs cannot be
-//! brought here, so nothing is built or evaluated. Every `.nix` file must parse with the real
+//! The flake and the NixOS module, checked without nixpkgs (`nix flake check` builds the lab and
+//! boots the VM test; see docs/nix.md for what is checked where). Every `.nix` file must parse with the real
 //! `nix-instantiate`, be formatted as the flake's `formatter` (alejandra) would leave it, and have
 //! no dead code by `deadnix`. The module must read the backends' configurations from the files
 //! `dice-lab up` uses, and name its systemd units as the Alloy journal source expects. A missing
@@ -291,11 +291,8 @@ fn the_lab_links_with_the_compilers_own_lld() {
     }
 }
 
-/// The VM test's script, as Nix hands it to the NixOS test driver, is valid Python that uses only
-/// what the driver provides. Nix evaluates the real file; only `runNixOSTest` is replaced by the
-/// identity, since nixpkgs is not here.
-/// The VM test's script as Nix hands it to the NixOS test driver: Nix evaluates the real file;
-/// only `runNixOSTest` is replaced by the identity, since nixpkgs is not here.
+/// The VM test's script as Nix hands it to the NixOS test driver: Nix evaluates the real file,
+/// with only `runNixOSTest` replaced by the identity, so that no nixpkgs is needed.
 fn vm_test_script() -> String {
     let out = tool(
         "nix-instantiate",
