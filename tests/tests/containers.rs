@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use lab_tests::containers::{self, REQUIRE_DOCKER};
+use lab_tests::http::Target;
 use lab_tests::otlp::{Receiver, StatusCode};
 use lab_tests::trace::{
     Expect as _, Trace, assert_frontend_root, assert_roll_async, max_concurrency, total_duration_ns,
@@ -102,6 +103,13 @@ struct Lab {
     url: String,
 }
 
+/// The frontend's API, asked with the suites' request helpers.
+impl Target for Lab {
+    fn url(&self) -> String {
+        self.url.clone()
+    }
+}
+
 impl Lab {
     async fn start(roller_env: &[(&str, &str)]) -> Self {
         let receiver = Receiver::start_on("0.0.0.0:0").await;
@@ -180,15 +188,6 @@ impl Lab {
             _frontend: frontend,
             url: format!("http://127.0.0.1:{port}"),
         }
-    }
-
-    /// GETs a frontend API path; returns status and JSON body.
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let response = reqwest::get(format!("{}{path}", self.url))
-            .await
-            .unwrap_or_else(|e| panic!("{path}: {e}"));
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("a JSON body"))
     }
 
     async fn trace(&self, trace_id: &str, rolls: usize, served: usize) -> Trace {
