@@ -17,6 +17,7 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::sync::OnceLock;
 
+use futures::future::Either;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _, Tracer as _};
 use opentelemetry::{Context, KeyValue};
@@ -103,11 +104,12 @@ impl Span {
         }
     }
 
-    /// Runs `future` with this span as the current context whenever it is polled.
-    pub async fn instrument<F: Future>(&self, future: F) -> F::Output {
+    /// `future`, with this span as the current context whenever it is polled. (A plain wrapper,
+    /// not an `async fn`, which would hold the future twice: a request's whole answer.)
+    pub fn instrument<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
         match &self.cx {
-            Some(cx) => future.with_context(cx.clone()).await,
-            None => future.await,
+            Some(cx) => Either::Left(future.with_context(cx.clone())),
+            None => Either::Right(future),
         }
     }
 }
