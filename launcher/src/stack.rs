@@ -107,7 +107,12 @@ async fn try_up(state: &Path, services_only: bool, started: Instant) -> Result<E
     let ready_in = started.elapsed();
 
     say!();
-    say!("  {:<12} {:<42} {}", "component", "URL", "memory");
+    let width = running
+        .iter()
+        .map(|r| r.component.part.landing_url().len())
+        .max()
+        .unwrap_or(0);
+    say!("  {:<12} {:<width$} {}", "component", "URL", "memory");
     for r in &running {
         let memory = r
             .child
@@ -115,7 +120,7 @@ async fn try_up(state: &Path, services_only: bool, started: Instant) -> Result<E
             .and_then(rss_mib)
             .map_or(String::new(), |m| format!("{m:.1} MiB"));
         say!(
-            "  {:<12} {:<42} {memory}",
+            "  {:<12} {:<width$} {memory}",
             r.component.name(),
             r.component.part.landing_url()
         );
@@ -311,21 +316,28 @@ pub async fn status() -> ExitCode {
     show!("{:<12} {:<6} URL", "component", "state");
     for part in Part::all() {
         // The store answers on Tempo's and Loki's ports: whose `/ready` answered tells them apart.
-        let up = http.get(part.ready_url()).send().await.is_ok_and(|r| {
+        let answer = http.get(part.ready_url()).send().await.ok().map(|r| {
             let store = r
                 .headers()
                 .get(reqwest::header::SERVER)
                 .is_some_and(|s| s == store::SERVER);
-            r.status().is_success() && store == (part == Part::Store)
+            (r.status().is_success(), store)
         });
+        let up = answer.is_some_and(|(ready, store)| ready && store == (part == Part::Store));
+        let store_in_place = part != Part::Store && answer.is_some_and(|(_, store)| store);
         if up && part.is_service() {
             services_up += 1;
         }
         show!(
-            "{:<12} {:<6} {}",
+            "{:<12} {:<6} {}{}",
             part.name(),
             if up { "up" } else { "down" },
-            part.landing_url()
+            part.landing_url(),
+            if store_in_place {
+                "  (the lab's store answers here in its place)"
+            } else {
+                ""
+            }
         );
     }
     if services_up == Part::SERVICES.len() {
