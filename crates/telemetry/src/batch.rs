@@ -190,6 +190,8 @@ impl SpanProcessor for Processor {
         }
         SCRATCH.with_borrow_mut(|bytes| {
             bytes.clear();
+            // A burst's large span leaves a large buffer behind; give it back.
+            bytes.shrink_to(4096);
             encode::scope_span(bytes, &span);
             let mut state = self.shared.lock();
             if state.shutdown {
@@ -246,8 +248,6 @@ impl SpanProcessor for Processor {
                 self.shared.work.notify_one();
             }
         });
-        // A burst's large span leaves a large buffer behind; give it back.
-        SCRATCH.with_borrow_mut(|bytes| bytes.shrink_to(4096));
     }
 
     fn force_flush(&self) -> OTelSdkResult {

@@ -28,12 +28,8 @@ pub fn registry() -> Registry {
         ))
         .expect("the process collector is registered once per registry");
     let (spans, lines) = losses();
-    registry
-        .register(Box::new(spans.clone()))
-        .expect("registered once per registry");
-    registry
-        .register(Box::new(lines.clone()))
-        .expect("registered once per registry");
+    registered(&registry, spans.clone());
+    registered(&registry, lines.clone());
     registry
 }
 
@@ -83,12 +79,22 @@ pub fn encode(registry: &Registry) -> String {
 // The constructors below panic only on a programming error (an invalid name or a name registered
 // twice in one registry), which every test that builds a service would catch.
 
-pub fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter");
+/// `metric`, registered in `registry`.
+fn registered<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: M,
+) -> M {
     registry
         .register(Box::new(metric.clone()))
-        .expect("registered once");
+        .expect("a metric is registered once per registry");
     metric
+}
+
+pub fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    registered(
+        registry,
+        IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter"),
+    )
 }
 
 pub fn histogram_vec(
@@ -99,42 +105,34 @@ pub fn histogram_vec(
     buckets: &[f64],
 ) -> HistogramVec {
     let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
-    let metric = HistogramVec::new(opts, labels).expect("valid histogram");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("registered once");
-    metric
+    registered(
+        registry,
+        HistogramVec::new(opts, labels).expect("valid histogram"),
+    )
 }
 
 pub fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
-    let metric = GaugeVec::new(Opts::new(name, help), labels).expect("valid gauge");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("registered once");
-    metric
+    registered(
+        registry,
+        GaugeVec::new(Opts::new(name, help), labels).expect("valid gauge"),
+    )
 }
 
 pub fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    let metric = IntCounter::new(name, help).expect("valid counter");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("registered once");
-    metric
+    registered(
+        registry,
+        IntCounter::new(name, help).expect("valid counter"),
+    )
 }
 
 pub fn int_gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    let metric = IntGauge::new(name, help).expect("valid gauge");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("registered once");
-    metric
+    registered(registry, IntGauge::new(name, help).expect("valid gauge"))
 }
 
 pub fn histogram(registry: &Registry, name: &str, help: &str, buckets: &[f64]) -> Histogram {
     let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
-    let metric = Histogram::with_opts(opts).expect("valid histogram");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("registered once");
-    metric
+    registered(
+        registry,
+        Histogram::with_opts(opts).expect("valid histogram"),
+    )
 }
