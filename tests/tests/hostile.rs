@@ -403,6 +403,7 @@ async fn client_text_is_bounded_and_normal_spans_are_kept() {
         normal.len()
     );
     assert_eq!(refused + reset, 3_000);
+    assert!(refused > 0, "no 400 KB head was answered 431");
     assert!(peak < 64.0, "peak RSS {peak:.1} MiB");
     assert_eq!(dropped, Some(0.0));
 }

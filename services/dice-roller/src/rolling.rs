@@ -222,6 +222,7 @@ impl Roller {
 
     async fn roll_batch(&self, query: &str) -> Result<ManyRolls, RollError> {
         let query = RollAsyncQuery::parse(query, self.0.max_times).map_err(RollError::BadQuery)?;
+        let _turns = self.turns(query.times)?;
         let rolls = self.roll_many(&query).await?;
         self.0.batch_size.observe(f64::from(query.times));
         let failed = rolls.iter().filter(|r| r.is_none()).count();

@@ -572,16 +572,17 @@ async fn standard_otel_variables_are_honoured() {
     let start = lab.roller.logs();
     assert!(start.iter().any(|l| l["service"] == "roller-renamed"));
 
+    // A roller of its own collector, so that nothing else's exports are counted there.
+    let quiet_receiver = Receiver::start().await;
     let quiet = Service::start(
         "dice-roller",
         &["--die-service-url", &lab.die_service.url()],
         &[
             ("OTEL_SDK_DISABLED", "true"),
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", &lab.receiver.endpoint()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &quiet_receiver.endpoint()),
         ],
     )
     .await;
-    let before = lab.receiver.requests();
     let response = reqwest::get(format!("{}/roll?die=fixed", quiet.url()))
         .await
         .unwrap();
@@ -607,7 +608,44 @@ async fn standard_otel_variables_are_honoured() {
         .filter(|s| s.attr("die.type") == "fixed")
         .count();
     assert_eq!(roller_spans, 0, "OTEL_SDK_DISABLED=true exports nothing");
-    assert!(lab.receiver.requests() >= before);
+    assert_eq!(
+        quiet_receiver.requests(),
+        0,
+        "OTEL_SDK_DISABLED=true sends nothing"
+    );
+}
+
+/// A batch takes its rolls from `--max-rolls-in-flight` for as long as it runs: one that would
+/// go past the limit is refused at once with `Retry-After`, and its turns come back afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn batches_count_against_the_rolls_in_flight() {
+    let lab = Lab::start(&[
+        "--roll-delay-ms",
+        "800",
+        "--max-times",
+        "10",
+        "--max-rolls-in-flight",
+        "15",
+    ])
+    .await;
+    let url = format!("{}/roll-async?die=fair&times=10", lab.roller.url());
+    let first = tokio::spawn(reqwest::get(url.clone()));
+    // The first batch is rolling (its spec fetched, its rolls waiting) well within its 800 ms.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = reqwest::get(&url).await.unwrap();
+    assert_eq!(second.status(), 503, "10 + 10 rolls are more than 15");
+    assert_eq!(second.headers()["retry-after"], "1");
+    let body: Value = second.json().await.unwrap();
+    assert!(
+        body["error"].as_str().is_some_and(|e| e.contains("15")),
+        "{body}"
+    );
+    assert_eq!(first.await.unwrap().unwrap().status(), 200);
+    assert_eq!(
+        reqwest::get(&url).await.unwrap().status(),
+        200,
+        "the turns came back"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -182,7 +182,7 @@ impl Watch {
 
     /// Stops asking: the time allowed has passed.
     pub fn give_up(&mut self) {
-        self.gave_up = self.polling();
+        self.gave_up |= self.polling();
     }
 
     /// The sentence above the waterfall: still arriving, never arrived, or why it cannot be shown;
