@@ -241,10 +241,12 @@ impl Upstream {
             });
         }
         let started = Instant::now();
+        // One time-out for the whole call: waiting for a turn counts against it.
+        let deadline = started + self.timeout;
         let call = async {
             let _turn = match &self.calls {
                 Some((calls, limit)) => Some(
-                    tokio::time::timeout(self.timeout, calls.clone().acquire_owned())
+                    tokio::time::timeout_at(deadline.into(), calls.acquire())
                         .await
                         .map_err(|_| UpstreamError::Busy {
                             name: self.name,
@@ -254,7 +256,7 @@ impl Upstream {
                 ),
                 None => None,
             };
-            self.send(url, headers).await
+            self.send(url, headers, deadline).await
         };
         let result = span.instrument(call).await;
         if let Some(metrics) = &self.metrics {
@@ -286,12 +288,14 @@ impl Upstream {
         &self,
         url: reqwest::Url,
         headers: http::HeaderMap,
+        deadline: Instant,
     ) -> Result<Answer, UpstreamError> {
         let fail = |error: reqwest::Error| self.classify(&url, error);
         let response = self
             .client
             .get(url.clone())
             .headers(headers)
+            .timeout(deadline.saturating_duration_since(Instant::now()))
             .send()
             .await
             .map_err(fail)?;
