@@ -16,7 +16,7 @@ use http::{HeaderValue, StatusCode, header};
 use lab_http::app::App;
 use lab_http::reply::{BodyError, read_body};
 use prost::Message as _;
-use traces::otlp::{self, Encoding};
+use traces::otlp::{self, Encoding, RpcStatus};
 use warp::Filter as _;
 use warp::reply::Response;
 
@@ -54,15 +54,6 @@ impl Refusal {
             message: message.into(),
         }
     }
-}
-
-/// `google.rpc.Status`, which OTLP/HTTP answers a failed request with.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
 }
 
 /// gRPC's `INVALID_ARGUMENT`, the code of every refusal here.

@@ -44,6 +44,16 @@ pub struct DecodeError {
     pub detail: String,
 }
 
+/// `google.rpc.Status`, which OTLP/HTTP answers a refused request with (in protobuf, or in JSON
+/// with the same fields).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    #[prost(string, tag = "2")]
+    pub message: String,
+}
+
 /// The spans of an export request.
 pub fn decode(body: &[u8], encoding: Encoding) -> Result<Vec<Span>, DecodeError> {
     spans(request(body, encoding)?).map_err(|detail| DecodeError { encoding, detail })
@@ -61,7 +71,7 @@ pub fn request(body: &[u8], encoding: Encoding) -> Result<ExportTraceServiceRequ
 }
 
 /// Flattens a request into spans, checking the ids.
-pub fn spans(request: ExportTraceServiceRequest) -> Result<Vec<Span>, String> {
+fn spans(request: ExportTraceServiceRequest) -> Result<Vec<Span>, String> {
     let mut out = Vec::new();
     for resource_spans in request.resource_spans {
         let resource = Arc::new(

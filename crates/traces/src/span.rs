@@ -63,18 +63,6 @@ impl Kind {
         }
     }
 
-    /// OTLP's number for the kind.
-    pub fn otlp(self) -> i32 {
-        match self {
-            Self::Unspecified => 0,
-            Self::Internal => 1,
-            Self::Server => 2,
-            Self::Client => 3,
-            Self::Producer => 4,
-            Self::Consumer => 5,
-        }
-    }
-
     /// The kind [`Kind::name`] names; `Unspecified` for any other word.
     pub fn from_name(name: &str) -> Self {
         [
@@ -112,15 +100,6 @@ impl Status {
         }
     }
 
-    /// OTLP's number for the status.
-    pub fn otlp(self) -> i32 {
-        match self {
-            Self::Unset => 0,
-            Self::Ok => 1,
-            Self::Error => 2,
-        }
-    }
-
     /// The status [`Status::name`] names; `Unset` for any other word.
     pub fn from_name(name: &str) -> Self {
         [Self::Ok, Self::Error]
@@ -155,29 +134,5 @@ impl Span {
 
     pub fn duration_ns(&self) -> u64 {
         self.end_ns.saturating_sub(self.start_ns)
-    }
-
-    /// About how many bytes the span holds, its shared resource left out: what a store counts
-    /// against its memory budget.
-    pub fn size(&self) -> usize {
-        fn value(v: &Value) -> usize {
-            match v {
-                Value::String(s) => s.len() + 24,
-                Value::Array(items) => items.iter().map(value).sum::<usize>() + 24,
-                _ => 16,
-            }
-        }
-        std::mem::size_of::<Self>()
-            + self.trace_id.len()
-            + self.span_id.len()
-            + self.parent_span_id.len()
-            + self.name.len()
-            + self.scope.len()
-            + self.status_message.len()
-            + self
-                .attributes
-                .iter()
-                .map(|(k, v)| k.len() + value(v) + 48)
-                .sum::<usize>()
     }
 }

@@ -19,10 +19,6 @@ impl Trace {
         &self.spans
     }
 
-    pub fn into_spans(self) -> Vec<Span> {
-        self.spans
-    }
-
     pub fn len(&self) -> usize {
         self.spans.len()
     }

@@ -14,6 +14,7 @@ use lab_tests::{prom, wait};
 use prost::Message as _;
 use reqwest::Method;
 use serde_json::{Value, json};
+use traces::otlp::RpcStatus;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -362,15 +363,6 @@ async fn json_and_gzip_come_in_and_bad_bodies_lose_nothing() {
     );
     let get = send(Method::GET, &format!("{}/v1/traces", store.otlp()), None).await;
     assert_eq!(get.status, 405);
-}
-
-/// `google.rpc.Status`, as a client reads a refusal.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
 }
 
 #[tokio::test]

@@ -90,9 +90,3 @@ pub struct LogLine {
     /// `level`, `message`, `target`, `trace_id` and `span_id`.
     pub fields: Map<String, Value>,
 }
-
-/// The body of every error answer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ErrorAnswer {
-    pub error: String,
-}
