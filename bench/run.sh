@@ -68,12 +68,8 @@ declare -A conns=([/roll?die=fair]=$CONNECTIONS [/roll-async?die=fair&times=100]
 # Server spans of the roller and the die-service, the roller's client span, and the rolls.
 declare -A expected=([/roll?die=fair]=4 [/roll-async?die=fair&times=100]=103 [/roll-async?die=fair&times=1000]=1003)
 
-to_ms() { # wrk duration (us, ms, s) -> milliseconds
-  awk -v d="$1" 'BEGIN { v = d + 0; if (d ~ /us$/) v /= 1000; else if (d ~ /[0-9]s$/) v *= 1000; printf "%.3f", v }'
-}
 add() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a + b }'; }
 
-hz=$(getconf CLK_TCK)
 declare -A rps p50 p99 roller_cpu roller_reqs dice_cpu dice_reqs spans
 for endpoint in "${endpoints[@]}"; do
   for telemetry in on off; do
@@ -100,8 +96,8 @@ for endpoint in "${endpoints[@]}"; do
       rps[$key]=$(add "${rps[$key]}" "$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")")
       p50[$key]=$(add "${p50[$key]}" "$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")")
       p99[$key]=$(add "${p99[$key]}" "$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")")
-      roller_cpu[$key]=$(add "${roller_cpu[$key]}" "$(awk -v a="$rt0" -v b="$rt1" -v hz="$hz" 'BEGIN { print (b - a) / hz }')")
-      dice_cpu[$key]=$(add "${dice_cpu[$key]}" "$(awk -v a="$dt0" -v b="$dt1" -v hz="$hz" 'BEGIN { print (b - a) / hz }')")
+      roller_cpu[$key]=$(add "${roller_cpu[$key]}" "$(cpu_seconds "$rt0" "$rt1")")
+      dice_cpu[$key]=$(add "${dice_cpu[$key]}" "$(cpu_seconds "$dt0" "$dt1")")
       roller_reqs[$key]=$((${roller_reqs[$key]%.*} + r1 - r0))
       dice_reqs[$key]=$((${dice_reqs[$key]%.*} + d1 - d0))
       [ "$telemetry" = on ] && spans[$key]=$((${spans[$key]%.*} + s1 - s0))

@@ -50,7 +50,6 @@ frontend=$!; pids+=($!)
 for port in $DICE $ROLLER $FRONTEND; do wait_ready "http://127.0.0.1:$port/healthz"; done
 
 # 1. Ingest at the services' full speed.
-hz=$(getconf CLK_TCK)
 wrk -t1 -c2 -d1s "http://127.0.0.1:$ROLLER/roll-async?die=fair&times=100" >/dev/null
 sleep 1
 spans0=$(metric "$TEMPO" store_spans_received_total)
@@ -64,7 +63,7 @@ elapsed=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - 
 spans=$(( $(metric "$TEMPO" store_spans_received_total) - spans0 ))
 declare -A cpu
 for name in store dice roller; do
-  cpu[$name]=$(awk -v a="${ticks0[$name]}" -v b="$(cpu_ticks "${!name}")" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }')
+  cpu[$name]=$(cpu_seconds "${ticks0[$name]}" "$(cpu_ticks "${!name}")")
 done
 requests=$(awk '/requests in/ { print $1 }' <<<"$out")
 rps=$(awk '/^Requests\/sec/ { printf "%.0f", $2 }' <<<"$out")
@@ -94,9 +93,10 @@ while True:
     time.sleep(0.1)
 EOF
 read_latency() { # url -> "p50 p99" in ms
-  wrk -t1 -c1 -d5s --latency "$1" | awk '
-    function ms(d) { v = d + 0; if (d ~ /us$/) v /= 1000; else if (d ~ /[0-9]s$/) v *= 1000; return v }
-    $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) } END { printf "%.2f %.2f", p50, p99 }'
+  local out
+  out=$(wrk -t1 -c1 -d5s --latency "$1")
+  printf '%.2f %.2f' "$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")" \
+    "$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")"
 }
 read -r page50 page99 <<<"$(read_latency "http://127.0.0.1:$FRONTEND/api/traces/$big")"
 read -r tempo50 tempo99 <<<"$(read_latency "http://127.0.0.1:$TEMPO/api/traces/$big")"
