@@ -328,7 +328,7 @@ impl Faults {
                         request.method.clone(),
                         request.peer,
                         request.headers.clone(),
-                        request.query.is_empty(),
+                        request.query.clone(),
                         body,
                     );
                     observe::observe(
@@ -349,7 +349,7 @@ impl Faults {
         method: Method,
         peer: Option<SocketAddr>,
         headers: HeaderMap,
-        no_query: bool,
+        query: String,
         body: S,
     ) -> Response
     where
@@ -368,11 +368,8 @@ impl Faults {
                 },
             );
         }
-        if !no_query {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                "/admin/faults takes no query parameters",
-            );
+        if let Some(refused) = reply::no_query("/admin/faults", &query) {
+            return refused;
         }
         match method {
             Method::GET | Method::HEAD => {}
