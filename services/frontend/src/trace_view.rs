@@ -175,28 +175,31 @@ impl Readers {
     fn waiting_for(&self, trace: &Trace) -> Vec<String> {
         let spans = trace.spans();
         let mut waiting = Vec::new();
+        // A call that was answered, with no SERVER span of its callee under it yet.
         for span in spans {
-            // A call that was answered: its callee made a SERVER span under it.
             let answered = span.kind == Kind::Client
                 && !span.attr("http.response.status_code").is_null()
-                && !spans
+                && !trace
+                    .children(span)
                     .iter()
-                    .any(|s| s.parent_span_id == span.span_id && s.kind == Kind::Server);
+                    .any(|child| child.kind == Kind::Server);
             if answered {
                 waiting.push(self.callee(span));
             }
-            // A span whose parent is not there yet: the frontend's own spans are the root of
-            // every trace it names, so if none is there, they are what is missing.
-            let orphan = !span.parent_span_id.is_empty()
-                && !spans.iter().any(|s| s.span_id == span.parent_span_id);
-            if orphan {
-                let frontend = Part::Frontend.name();
-                waiting.push(if spans.iter().any(|s| s.service() == frontend) {
-                    format!("the caller of {}", span.service())
-                } else {
-                    frontend.to_owned()
-                });
-            }
+        }
+        // A span whose parent is not there yet: the frontend's own spans are the root of every
+        // trace it names, so if none is there, they are what is missing.
+        for orphan in trace
+            .roots()
+            .into_iter()
+            .filter(|root| !root.parent_span_id.is_empty())
+        {
+            let frontend = Part::Frontend.name();
+            waiting.push(if spans.iter().any(|s| s.service() == frontend) {
+                format!("the caller of {}", orphan.service())
+            } else {
+                frontend.to_owned()
+            });
         }
         waiting.sort();
         waiting.dedup();
