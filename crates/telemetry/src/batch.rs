@@ -473,7 +473,10 @@ mod tests {
         // Let the first tick pass, so that the spans come early in a tick.
         std::thread::sleep(Duration::from_millis(210));
         spans(&provider, 3);
-        assert!(sink.batches().is_empty(), "a partial batch waits for a tick");
+        assert!(
+            sink.batches().is_empty(),
+            "a partial batch waits for a tick"
+        );
         assert_eq!(sink.wait_for(1), [3]);
     }
 
