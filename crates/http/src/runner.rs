@@ -31,7 +31,6 @@ where
     S: serde::Serialize,
     E: std::fmt::Display,
 {
-    limit_allocator_arenas();
     let telemetry = match telemetry::init(info) {
         Ok(telemetry) => telemetry,
         Err(error) => {
@@ -88,16 +87,5 @@ async fn return_free_memory() {
         unsafe {
             libc::malloc_trim(0);
         }
-    }
-}
-
-/// Caps glibc's allocator at two arenas. By default it keeps one per thread that allocates, up
-/// to eight per core, and memory freed in one arena cannot serve another: under a burst that
-/// spreads requests over every worker, the peak grows with the number of arenas.
-fn limit_allocator_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt sets an allocator parameter, before any other thread allocates.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
