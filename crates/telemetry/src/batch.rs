@@ -6,8 +6,9 @@
 //! exporter thread and frees it there. For the lab's batches of rolls that was the biggest share of
 //! a service's memory (3 MiB for a queue of 8,192 spans before a span had ended) and a steady cost
 //! in copies and in the allocator's locks, taken by threads that free each other's memory. Here a
-//! span becomes its protobuf bytes (about 150 for a roll) where it ends, its `SpanData` is freed on
-//! that thread, and the exporter thread only joins the bytes of a batch and POSTs them.
+//! span becomes its protobuf bytes (about 150 for a roll) where it ends, written straight into the
+//! batch of its thread's shard (see [`Shared`]); its `SpanData` is freed on that thread, and the
+//! exporter thread only joins the bytes of a batch and POSTs them.
 //!
 //! It is configured as the specification configures a batch processor: `OTEL_BSP_SCHEDULE_DELAY`
 //! (how long a span may wait for its batch; [`SCHEDULE_DELAY`] by default), `OTEL_BSP_MAX_QUEUE_SIZE`
@@ -15,10 +16,11 @@
 //! `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` (spans per export). `force_flush` and shutdown send what waits.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use opentelemetry::Context;
+use opentelemetry::{Context, InstrumentationScope};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
@@ -43,6 +45,9 @@ pub(crate) const QUEUE_SIZE: usize = 8192;
 
 /// How long without a dropped span ends a spell of them.
 const QUIET: Duration = Duration::from_secs(10);
+
+/// Emptied buffers of sent batches kept for the next batches, at most.
+const SPARE_BUFFERS: usize = 4;
 
 /// The batch processor's settings.
 #[derive(Clone, Copy, Debug)]
@@ -89,22 +94,54 @@ pub(crate) struct Processor {
     config: Config,
 }
 
+/// What the threads that end spans and the exporter thread share.
+///
+/// A span is added to the batch of its thread's shard. Threads are given shards in turn, so each
+/// of a runtime's worker threads has one to itself, and two threads ending spans at once neither
+/// wait for each other nor pass a lock's memory back and forth between their cores (with one
+/// shared batch, that was the largest single cost of a `roll` span). Only the exporter visits
+/// every shard, at its ticks. The queue's bound is a count that a shard draws on a few dozen
+/// places at a time, for the same reason.
 #[derive(Debug)]
 struct Shared {
+    shards: Box<[Shard]>,
+    /// Spans that may wait, [`Config::queue`].
+    queue: usize,
+    /// Places in the queue taken: by the spans in the shards' batches and in `State::ready`, and
+    /// by the places the shards have drawn and not used yet.
+    queued: AtomicUsize,
+    /// The places a shard draws at a time.
+    draw: usize,
+    /// Set at shutdown: a span that ends after it is not kept.
+    closed: AtomicBool,
     state: Mutex<State>,
-    /// Signalled for the exporter thread: a batch is full, a flush or shutdown is asked.
+    /// Signalled for the exporter thread: a batch is ready or started, a flush or shutdown is asked.
     work: Condvar,
     /// Signalled by the exporter thread: a flush is done, or it has stopped.
     done: Condvar,
     resource: Mutex<EncodedResource>,
 }
 
+/// One shard's batch being filled, alone on its cache lines.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard(Mutex<Filling>);
+
+#[derive(Debug, Default)]
+struct Filling {
+    batch: Option<Batch>,
+    /// Places in the queue drawn and not used yet.
+    places: usize,
+}
+
 #[derive(Debug, Default)]
 struct State {
-    /// Full batches first, the one being filled last.
-    batches: VecDeque<Batch>,
-    /// Spans in `batches`.
-    queued: usize,
+    /// Batches to send, in order: full ones, and those taken from the shards at a tick or a flush.
+    ready: VecDeque<Batch>,
+    /// A shard has started a batch since the exporter last looked.
+    started: bool,
+    /// Buffers of sent batches, emptied, for the next batches to fill without growing again.
+    spare: Vec<Vec<u8>>,
     /// Flushes asked for, and done (each flush sends what waited when it was asked).
     flushes_asked: u64,
     flushes_done: u64,
@@ -123,16 +160,121 @@ struct Batch {
     since: Instant,
 }
 
+impl Batch {
+    /// An empty batch whose first group will write into `buffer`.
+    fn new(buffer: Option<Vec<u8>>) -> Self {
+        Self {
+            groups: Vec::with_capacity(1),
+            spans: 0,
+            since: Instant::now(),
+        }
+        .with_buffer(buffer)
+    }
+
+    fn with_buffer(mut self, buffer: Option<Vec<u8>>) -> Self {
+        if let Some(buffer) = buffer {
+            self.groups.push((InstrumentationScope::default(), buffer));
+        }
+        self
+    }
+
+    /// The buffer of `scope`'s spans.
+    fn group(&mut self, scope: &InstrumentationScope) -> &mut Vec<u8> {
+        // A new batch's buffer waits, empty, for the first scope to come.
+        match self.groups.iter().position(|(s, _)| s == scope) {
+            Some(at) => &mut self.groups[at].1,
+            None => match self.groups.iter().position(|(_, spans)| spans.is_empty()) {
+                Some(at) => {
+                    self.groups[at].0 = scope.clone();
+                    &mut self.groups[at].1
+                }
+                None => {
+                    self.groups.push((scope.clone(), Vec::new()));
+                    &mut self.groups.last_mut().expect("just pushed").1
+                }
+            },
+        }
+    }
+
+    /// Moves `other`'s spans into this batch; returns `other`'s buffers, emptied.
+    fn absorb(&mut self, other: Batch) -> Vec<Vec<u8>> {
+        self.since = self.since.min(other.since);
+        let mut emptied = Vec::new();
+        for (scope, mut spans) in other.groups {
+            if !spans.is_empty() {
+                self.group(&scope).extend_from_slice(&spans);
+            }
+            spans.clear();
+            emptied.push(spans);
+        }
+        self.spans += other.spans;
+        emptied
+    }
+}
+
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// The shard of the calling thread.
+    fn shard(&self) -> MutexGuard<'_, Filling> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static MINE: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+        }
+        let at = MINE.with(|mine| *mine) % self.shards.len();
+        self.shards[at].0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the shards' batches that `take` chooses; says whether a batch is left in a shard.
+    fn take_from_shards(&self, take: impl Fn(&Batch) -> bool) -> (Vec<Batch>, bool) {
+        let mut taken = Vec::new();
+        let mut left = false;
+        for shard in &self.shards {
+            let mut filling = shard.0.lock().unwrap_or_else(|e| e.into_inner());
+            let batch = &mut filling.batch;
+            match batch.as_ref() {
+                Some(b) if take(b) => taken.extend(batch.take()),
+                Some(_) => left = true,
+                None => {}
+            }
+        }
+        (taken, left)
+    }
+
+    /// Draws up to `draw` places in the queue, as many as are free.
+    fn draw_places(&self) -> usize {
+        let mut drawn = 0;
+        let _ = self
+            .queued
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |queued| {
+                drawn = self.draw.min(self.queue.saturating_sub(queued));
+                (drawn > 0).then_some(queued + drawn)
+            });
+        drawn
+    }
+}
+
+/// Shards for a machine: two per core, so that each of a runtime's worker threads (one per core)
+/// has its own, with room for the threads of its blocking pool.
+fn shard_count() -> usize {
+    std::thread::available_parallelism()
+        .map_or(4, |cores| cores.get() * 2)
+        .clamp(2, 64)
 }
 
 impl Processor {
     /// Starts the exporter thread, which sends every batch with `sender`.
     pub(crate) fn new(config: Config, sender: impl Sender, endpoint: String) -> Self {
+        let shards = shard_count();
         let shared = Arc::new(Shared {
+            shards: (0..shards).map(|_| Shard::default()).collect(),
+            queue: config.queue,
+            queued: AtomicUsize::new(0),
+            // A quarter of the queue at most is held by the shards unused.
+            draw: (config.queue / (4 * shards)).clamp(1, 64),
+            closed: AtomicBool::new(false),
             state: Mutex::default(),
             work: Condvar::new(),
             done: Condvar::new(),
@@ -169,12 +311,25 @@ impl Processor {
         Ok(())
     }
 
-    fn dropped(&self, state: &mut State) -> bool {
+    /// Counts a span dropped for a full queue, and says so once per spell.
+    fn dropped(&self) {
         metrics::spans_dropped("queue_full").inc();
         let now = Instant::now();
+        let mut state = self.shared.lock();
         let new_spell = state.last_drop.is_none_or(|last| now - last > QUIET);
         state.last_drop = Some(now);
-        new_spell
+        drop(state);
+        if new_spell {
+            tracing::warn!(
+                queue = self.config.queue,
+                "spans end faster than they can be exported: the queue of {} spans \
+                 (OTEL_BSP_MAX_QUEUE_SIZE) is full, so spans are dropped and counted in \
+                 telemetry_spans_dropped_total{{reason=\"queue_full\"}} (said once, until \
+                 none is dropped for {} s)",
+                self.config.queue,
+                QUIET.as_secs()
+            );
+        }
     }
 }
 
@@ -185,70 +340,41 @@ impl SpanProcessor for Processor {
         if !span.span_context.is_sampled() {
             return;
         }
-        // Each thread writes its spans in a buffer of its own, kept from span to span.
-        thread_local! {
-            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        let shared = &self.shared;
+        if shared.closed.load(Ordering::Relaxed) {
+            return;
         }
-        SCRATCH.with_borrow_mut(|bytes| {
-            bytes.clear();
-            // A burst's large span leaves a large buffer behind; give it back.
-            bytes.shrink_to(4096);
-            encode::scope_span(bytes, &span);
-            let mut state = self.shared.lock();
-            if state.shutdown {
+        let mut shard = shared.shard();
+        if shard.places == 0 {
+            shard.places = shared.draw_places();
+            if shard.places == 0 {
+                drop(shard);
+                self.dropped();
                 return;
             }
-            if state.queued >= self.config.queue {
-                let say = self.dropped(&mut state);
+        }
+        shard.places -= 1;
+        let batch = match &mut shard.batch {
+            Some(batch) => batch,
+            None => {
+                // The exporter times a batch from its start: tell it.
+                let mut state = shared.lock();
+                state.started = true;
+                let buffer = state.spare.pop();
                 drop(state);
-                if say {
-                    tracing::warn!(
-                        queue = self.config.queue,
-                        "spans end faster than they can be exported: the queue of {} spans \
-                         (OTEL_BSP_MAX_QUEUE_SIZE) is full, so spans are dropped and counted in \
-                         telemetry_spans_dropped_total{{reason=\"queue_full\"}} (said once, until \
-                         none is dropped for {} s)",
-                        self.config.queue,
-                        QUIET.as_secs()
-                    );
-                }
-                return;
+                shared.work.notify_one();
+                shard.batch.insert(Batch::new(buffer))
             }
-            let batch = match state.batches.back_mut() {
-                Some(last) if last.spans < self.config.batch => last,
-                _ => {
-                    state.batches.push_back(Batch {
-                        groups: Vec::with_capacity(1),
-                        spans: 0,
-                        since: Instant::now(),
-                    });
-                    state.batches.back_mut().expect("just pushed")
-                }
-            };
-            let group = match batch
-                .groups
-                .iter_mut()
-                .position(|(scope, _)| scope == &span.instrumentation_scope)
-            {
-                Some(at) => &mut batch.groups[at].1,
-                None => {
-                    batch
-                        .groups
-                        .push((span.instrumentation_scope.clone(), Vec::new()));
-                    &mut batch.groups.last_mut().expect("just pushed").1
-                }
-            };
-            group.extend_from_slice(bytes);
-            batch.spans += 1;
-            let first = batch.spans == 1;
-            let full = batch.spans == self.config.batch;
-            state.queued += 1;
-            drop(state);
-            // The exporter sleeps until a batch is due: wake it when one starts (to time it) or fills.
-            if first || full {
-                self.shared.work.notify_one();
-            }
-        });
+        };
+        // Written straight into the batch: no other thread waits for this shard meanwhile.
+        encode::scope_span(batch.group(&span.instrumentation_scope), &span);
+        batch.spans += 1;
+        if batch.spans >= self.config.batch {
+            let full = shard.batch.take().expect("a batch was just filled");
+            drop(shard);
+            shared.lock().ready.push_back(full);
+            shared.work.notify_one();
+        }
     }
 
     fn force_flush(&self) -> OTelSdkResult {
@@ -260,6 +386,7 @@ impl SpanProcessor for Processor {
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.shared.closed.store(true, Ordering::Relaxed);
         self.ask(timeout, |state| {
             state.shutdown = true;
             Box::new(|s: &State| s.stopped)
@@ -277,6 +404,7 @@ impl SpanProcessor for Processor {
 
 impl Drop for Processor {
     fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Relaxed);
         let mut state = self.shared.lock();
         state.shutdown = true;
         drop(state);
@@ -284,7 +412,30 @@ impl Drop for Processor {
     }
 }
 
-/// The exporter thread: sends each batch when it is full, when it has waited the schedule delay,
+/// `batches` joined into as few as hold at most `most` spans each, in order; the buffers emptied
+/// by joining are put in `spare`.
+fn join(batches: Vec<Batch>, most: usize, spare: &mut Vec<Vec<u8>>) -> Vec<Batch> {
+    let mut joined: Vec<Batch> = Vec::with_capacity(batches.len());
+    for batch in batches {
+        match joined.last_mut() {
+            Some(last) if last.spans + batch.spans <= most => {
+                keep_spare(spare, last.absorb(batch));
+            }
+            _ => joined.push(batch),
+        }
+    }
+    joined
+}
+
+fn keep_spare(spare: &mut Vec<Vec<u8>>, buffers: Vec<Vec<u8>>) {
+    for buffer in buffers {
+        if spare.len() < SPARE_BUFFERS && buffer.capacity() > 0 {
+            spare.push(buffer);
+        }
+    }
+}
+
+/// The exporter thread: sends each batch when it is full, at the first tick after its first span,
 /// or when a flush or shutdown asks; says once per spell that exports fail, and why, counting the
 /// spans of failed exports.
 fn export_batches(shared: &Shared, config: Config, sender: &dyn Sender, endpoint: &str) {
@@ -297,53 +448,114 @@ fn export_batches(shared: &Shared, config: Config, sender: &dyn Sender, endpoint
         let ticks = since.duration_since(epoch).as_nanos() / delay + 1;
         epoch + Duration::from_nanos(u64::try_from(ticks * delay).unwrap_or(u64::MAX))
     };
-    let mut failing = false;
+    let mut exports = Exports {
+        shared,
+        sender,
+        endpoint,
+        failing: false,
+    };
+    // The next tick at which a shard's batch is due, when one is being filled.
+    let mut tick: Option<Instant> = None;
     let mut state = shared.lock();
     loop {
-        let flushing = state.flushes_asked > state.flushes_done || state.shutdown;
-        let due = state.batches.front().is_some_and(|first| {
-            flushing || first.spans >= config.batch || Instant::now() >= tick_after(first.since)
-        });
-        if !due {
-            if flushing {
-                // Everything that waited has been sent.
-                state.flushes_done = state.flushes_asked;
-                if state.shutdown {
-                    state.stopped = true;
-                    shared.done.notify_all();
-                    return;
-                }
-                shared.done.notify_all();
-                continue;
+        if state.flushes_asked > state.flushes_done || state.shutdown {
+            // Everything that waits when the flush is asked: the ready batches and every shard's.
+            let asked = state.flushes_asked;
+            drop(state);
+            let (taken, _) = shared.take_from_shards(|_| true);
+            state = shared.lock();
+            let taken = join(taken, config.batch, &mut state.spare);
+            state.ready.extend(taken);
+            for _ in 0..state.ready.len() {
+                state = exports.send_first(state);
             }
-            state = match state.batches.front() {
-                Some(first) => {
-                    let left = tick_after(first.since).saturating_duration_since(Instant::now());
-                    shared
-                        .work
-                        .wait_timeout(state, left)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
-                }
-                None => shared.work.wait(state).unwrap_or_else(|e| e.into_inner()),
-            };
+            state.flushes_done = asked;
+            tick = None;
+            if state.shutdown {
+                state.stopped = true;
+                shared.done.notify_all();
+                return;
+            }
+            shared.done.notify_all();
             continue;
         }
-        let batch = state.batches.pop_front().expect("a batch is due");
-        state.queued -= batch.spans;
-        drop(state);
+        if std::mem::take(&mut state.started) {
+            tick = tick.or_else(|| Some(tick_after(Instant::now())));
+        }
+        let now = Instant::now();
+        if tick.is_some_and(|tick| now >= tick) {
+            drop(state);
+            let (taken, left) = shared.take_from_shards(|batch| tick_after(batch.since) <= now);
+            tick = left.then(|| tick_after(now));
+            state = shared.lock();
+            let taken = join(taken, config.batch, &mut state.spare);
+            state.ready.extend(taken);
+        }
+        if !state.ready.is_empty() {
+            state = exports.send_first(state);
+            continue;
+        }
+        state = match tick {
+            Some(tick) => {
+                let left = tick.saturating_duration_since(Instant::now());
+                shared
+                    .work
+                    .wait_timeout(state, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            }
+            None => shared.work.wait(state).unwrap_or_else(|e| e.into_inner()),
+        };
+    }
+}
 
+/// The exporter thread's sending: each batch as one request, and whether exports fail.
+struct Exports<'a> {
+    shared: &'a Shared,
+    sender: &'a dyn Sender,
+    endpoint: &'a str,
+    failing: bool,
+}
+
+impl<'a> Exports<'a> {
+    /// Sends the first ready batch, without holding `state` meanwhile; keeps its buffers for the
+    /// batches to come.
+    fn send_first(&mut self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        let Some(mut batch) = state.ready.pop_front() else {
+            return state;
+        };
+        self.shared.queued.fetch_sub(batch.spans, Ordering::Relaxed);
+        drop(state);
         let body = {
-            let resource = shared.resource.lock().unwrap_or_else(|e| e.into_inner());
+            let resource = self
+                .shared
+                .resource
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             encode::request(&resource, &batch.groups)
         };
         let spans = batch.spans;
-        drop(batch);
-        match sender.send(body) {
+        let buffers: Vec<Vec<u8>> = batch
+            .groups
+            .drain(..)
+            .map(|(_, mut spans)| {
+                spans.clear();
+                spans
+            })
+            .collect();
+        self.outcome(self.sender.send(body), spans);
+        let mut state = self.shared.lock();
+        keep_spare(&mut state.spare, buffers);
+        state
+    }
+
+    fn outcome(&mut self, sent: Result<(), String>, spans: usize) {
+        match sent {
             Err(error) => {
                 metrics::spans_dropped("export_failed").inc_by(spans as u64);
-                if !failing {
-                    failing = true;
+                if !self.failing {
+                    self.failing = true;
+                    let endpoint = self.endpoint;
                     tracing::warn!(
                         endpoint,
                         error = %error,
@@ -354,13 +566,12 @@ fn export_batches(shared: &Shared, config: Config, sender: &dyn Sender, endpoint
                     );
                 }
             }
-            Ok(()) if failing => {
-                failing = false;
-                tracing::info!(endpoint, "exporting spans again");
+            Ok(()) if self.failing => {
+                self.failing = false;
+                tracing::info!(endpoint = self.endpoint, "exporting spans again");
             }
             Ok(()) => {}
         }
-        state = shared.lock();
     }
 }
 
@@ -464,6 +675,22 @@ mod tests {
         assert_eq!(sink.wait_for(2), [10, 10]);
         provider.force_flush().unwrap();
         assert_eq!(sink.batches(), [10, 10, 5]);
+    }
+
+    #[test]
+    fn the_spans_of_several_threads_leave_together_in_batches_no_larger_than_the_size() {
+        let sink = Collect::default();
+        let provider = provider(100, 10, Duration::from_secs(600), &sink);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| spans(&provider, 3));
+            }
+        });
+        provider.force_flush().unwrap();
+        let batches = sink.batches();
+        assert_eq!(batches.iter().sum::<usize>(), 12, "{batches:?}");
+        assert!(batches.iter().all(|n| *n <= 10), "{batches:?}");
+        assert_eq!(batches.len(), 2, "threads' batches are joined: {batches:?}");
     }
 
     #[test]
