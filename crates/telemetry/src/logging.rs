@@ -228,14 +228,17 @@ impl JsonLines {
         string(line, event.metadata().target());
         line.extend_from_slice(&fields.rest);
 
-        let cx = opentelemetry::Context::current();
-        let span = cx.span();
-        let ids = span.span_context();
-        if ids.is_valid() {
+        let ids = crate::span::leaf_ids().or_else(|| {
+            let cx = opentelemetry::Context::current();
+            let span = cx.span();
+            let ids = span.span_context();
+            ids.is_valid().then(|| (ids.trace_id(), ids.span_id()))
+        });
+        if let Some((trace_id, span_id)) = ids {
             line.extend_from_slice(b",\"trace_id\":\"");
-            hex(line, &ids.trace_id().to_bytes());
+            hex(line, &trace_id.to_bytes());
             line.extend_from_slice(b"\",\"span_id\":\"");
-            hex(line, &ids.span_id().to_bytes());
+            hex(line, &span_id.to_bytes());
             line.push(b'"');
         }
         line.extend_from_slice(b"}\n");

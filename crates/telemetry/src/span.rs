@@ -12,14 +12,22 @@
 //! is polled (what the future logs, and the spans it starts, are its children);
 //! [`Span::in_scope`] does the same for a closure. With telemetry off, a span is nothing and
 //! costs nothing.
+//!
+//! A [`Leaf`] is a span that never has children, such as a `roll`: it is the SDK's span itself,
+//! never put in a context, which saves a `Span` its context's allocations and locks and the
+//! attaching and detaching around each log line (a batch of rolls makes a hundred of them at
+//! once). While [`Leaf::in_scope`] runs, log lines carry its ids ([`leaf_ids`]).
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::future::Future;
 use std::sync::OnceLock;
 
 use futures::future::Either;
 use opentelemetry::context::FutureExt as _;
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _, Tracer as _};
+use opentelemetry::trace::{
+    Span as _, SpanId, SpanKind, Status, TraceContextExt as _, TraceId, Tracer as _,
+};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::Tracer;
 
@@ -119,5 +127,77 @@ impl Drop for Span {
         if let Some(cx) = &self.cx {
             cx.span().end();
         }
+    }
+}
+
+/// A span without children, ended when dropped: see the module's introduction.
+pub struct Leaf {
+    /// `None` with telemetry off.
+    span: Option<opentelemetry_sdk::trace::Span>,
+}
+
+thread_local! {
+    /// The ids of the [`Leaf`] whose [`Leaf::in_scope`] runs on this thread.
+    static LEAF: Cell<Option<(TraceId, SpanId)>> = const { Cell::new(None) };
+}
+
+/// The ids of the [`Leaf`] in scope on this thread, if any: a log line's ids, before the
+/// current context's.
+pub(crate) fn leaf_ids() -> Option<(TraceId, SpanId)> {
+    LEAF.get()
+}
+
+impl Leaf {
+    /// Starts `name`, of `kind`, under `parent`, with `attributes` (asked for only when telemetry
+    /// is on).
+    pub fn start(
+        name: impl Into<Cow<'static, str>>,
+        kind: SpanKind,
+        parent: &Context,
+        attributes: impl FnOnce() -> Vec<KeyValue>,
+    ) -> Self {
+        let span = TRACER.get().map(|tracer| {
+            tracer
+                .span_builder(name)
+                .with_kind(kind)
+                .with_attributes(attributes())
+                .start_with_context(tracer, parent)
+        });
+        Self { span }
+    }
+
+    pub fn set_attribute(&mut self, attribute: KeyValue) {
+        if let Some(span) = &mut self.span {
+            span.set_attribute(attribute);
+        }
+    }
+
+    /// Marks it failed: `error.type` and status Error with `message`.
+    pub fn set_error(
+        &mut self,
+        error_type: impl Into<opentelemetry::Value>,
+        message: impl Into<Cow<'static, str>>,
+    ) {
+        if let Some(span) = &mut self.span {
+            span.set_attribute(KeyValue::new("error.type", error_type));
+            span.set_status(Status::error(message));
+        }
+    }
+
+    /// Runs `f` with log lines carrying this span's ids.
+    pub fn in_scope<T>(&self, f: impl FnOnce() -> T) -> T {
+        let Some(span) = &self.span else {
+            return f();
+        };
+        let ids = span.span_context();
+        /// Puts back the ids that were in scope before, even if `f` panics.
+        struct Restore(Option<(TraceId, SpanId)>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                LEAF.set(self.0);
+            }
+        }
+        let _restore = Restore(LEAF.replace(Some((ids.trace_id(), ids.span_id()))));
+        f()
     }
 }

@@ -202,9 +202,9 @@ impl Roller {
         let query = RollQuery::parse(query).map_err(RollError::BadQuery)?;
         let _turn = self.turns(1)?;
         let spec = self.fetch_spec(&query.die).await?;
-        let span = roll_span(&span::parent(), &die_attribute(&query.die), None);
+        let mut span = roll_span(&span::parent(), &die_attribute(&query.die), None);
         match self
-            .roll_once(&span, &query.die, &spec, Mode::Sync, None)
+            .roll_once(&mut span, &query.die, &spec, Mode::Sync, None)
             .await
         {
             Roll::Value(roll) => Ok(OneRoll {
@@ -265,9 +265,9 @@ impl Roller {
                 Some(spec) => spec.clone(),
                 None => Arc::new(self.fetch_spec(die).await?),
             };
-            let span = roll_span(parent, die_type, Some(index));
+            let mut span = roll_span(parent, die_type, Some(index));
             let roll = self
-                .roll_once(&span, die, &spec, Mode::Async, Some(index))
+                .roll_once(&mut span, die, &spec, Mode::Async, Some(index))
                 .await;
             Ok::<_, RollError>((index, roll))
         };
@@ -298,7 +298,7 @@ impl Roller {
     /// One roll, recorded in its `span`: the delay, the draw, the records.
     async fn roll_once(
         &self,
-        span: &span::Span,
+        span: &mut span::Leaf,
         die: &str,
         spec: &DieSpec,
         mode: Mode,
@@ -398,8 +398,8 @@ fn roll_span(
     parent: &opentelemetry::Context,
     die_type: &opentelemetry::Value,
     index: Option<usize>,
-) -> span::Span {
-    span::Span::start("roll", SpanKind::Internal, parent, || {
+) -> span::Leaf {
+    span::Leaf::start("roll", SpanKind::Internal, parent, || {
         // Room for `roll.value` (or `error.type`), set when the roll ends.
         let mut attributes = Vec::with_capacity(3);
         attributes.push(KeyValue::new("die.type", die_type.clone()));
