@@ -4,9 +4,10 @@
 //! message structs (a `String` or `Vec` per id, name, key and value), then encodes those, then
 //! frees them: for a batch of rolls that was most of the exporter thread's time. Here each span is
 //! written once, as it ends ([`scope_span`]), and a batch's request is put together from those
-//! bytes ([`request`]), with no structs in between. Each message is measured first
-//! ([`len`]-style functions) and then written, as protobuf needs every length before its
-//! contents. The field numbers are those of `opentelemetry/proto/trace/v1/trace.proto`,
+//! bytes ([`request`]), with no structs in between. Protobuf needs every length before its
+//! contents: a span's messages are written first and their length put in front after, in the one
+//! byte kept for it (or more, moving the message, for one of 128 bytes or more: see [`nested`]);
+//! a request, whose spans are already written, is measured first (the `*_len` functions). The field numbers are those of `opentelemetry/proto/trace/v1/trace.proto`,
 //! `common/v1/common.proto` and `resource/v1/resource.proto` (OTLP 1.x), and a test checks the
 //! result against `opentelemetry-proto`'s own conversion.
 
@@ -47,10 +48,7 @@ pub(crate) type ScopeGroup = (InstrumentationScope, Vec<u8>);
 /// `span` written as one `ScopeSpans.spans` field (key, length, message), appended to `out`: what
 /// the batch processor keeps of a span once it has ended.
 pub(crate) fn scope_span(out: &mut Vec<u8>, span: &SpanData) {
-    let parts = parts(span);
-    key(out, 2, 2);
-    varint(out, span_len(span, &parts) as u64);
-    write_span(out, span, &parts);
+    nested(out, 2, |out| write_span(out, span));
 }
 
 /// An export request for spans already written, one `ScopeSpans` per group in order (one
@@ -97,171 +95,95 @@ fn scope_len(scope: &InstrumentationScope) -> usize {
             .sum::<usize>()
 }
 
-/// The parts of a span that take work to find, found once for measuring and writing.
-struct Parts {
-    trace_state: String,
-    flags: u32,
-    kind: u64,
-    start: u64,
-    end: u64,
-}
-
-fn parts(span: &SpanData) -> Parts {
-    let mut flags = u32::from(span.span_context.trace_flags().to_u8()) | HAS_IS_REMOTE;
-    if span.parent_span_is_remote {
-        flags |= IS_REMOTE;
+fn write_span(out: &mut Vec<u8>, span: &SpanData) {
+    bytes(out, 1, &span.span_context.trace_id().to_bytes());
+    bytes(out, 2, &span.span_context.span_id().to_bytes());
+    trace_state(out, 3, span.span_context.trace_state());
+    if span.parent_span_id != opentelemetry::trace::SpanId::INVALID {
+        bytes(out, 4, &span.parent_span_id.to_bytes());
     }
-    Parts {
-        trace_state: span.span_context.trace_state().header(),
-        flags,
-        kind: match span.span_kind {
+    string(out, 5, &span.name);
+    key(out, 6, 0);
+    varint(
+        out,
+        match span.span_kind {
             SpanKind::Internal => 1,
             SpanKind::Server => 2,
             SpanKind::Client => 3,
             SpanKind::Producer => 4,
             SpanKind::Consumer => 5,
         },
-        start: nanos(span.start_time),
-        end: nanos(span.end_time),
-    }
-}
-
-fn span_len(span: &SpanData, parts: &Parts) -> usize {
-    let parent = span.parent_span_id != opentelemetry::trace::SpanId::INVALID;
-    framed(1, 16)
-        + framed(2, 8)
-        + string_len(3, &parts.trace_state)
-        + if parent { framed(4, 8) } else { 0 }
-        + string_len(5, &span.name)
-        + 1
-        + varint_len(parts.kind)
-        + fixed64_len(7, parts.start)
-        + fixed64_len(8, parts.end)
-        + span
-            .attributes
-            .iter()
-            .map(|a| key_value_len(9, a.key.as_str(), &a.value))
-            .sum::<usize>()
-        + uint_len(10, span.dropped_attributes_count)
-        + span
-            .events
-            .iter()
-            .map(|e| framed(11, event_len(e)))
-            .sum::<usize>()
-        + uint_len(12, span.events.dropped_count)
-        + span
-            .links
-            .iter()
-            .map(|l| framed(13, link_len(l)))
-            .sum::<usize>()
-        + uint_len(14, span.links.dropped_count)
-        + framed(15, status_len(&span.status))
-        + if parts.flags == 0 { 0 } else { 2 + 4 }
-}
-
-fn write_span(out: &mut Vec<u8>, span: &SpanData, parts: &Parts) {
-    bytes(out, 1, &span.span_context.trace_id().to_bytes());
-    bytes(out, 2, &span.span_context.span_id().to_bytes());
-    string(out, 3, &parts.trace_state);
-    if span.parent_span_id != opentelemetry::trace::SpanId::INVALID {
-        bytes(out, 4, &span.parent_span_id.to_bytes());
-    }
-    string(out, 5, &span.name);
-    key(out, 6, 0);
-    varint(out, parts.kind);
-    fixed64(out, 7, parts.start);
-    fixed64(out, 8, parts.end);
+    );
+    fixed64(out, 7, nanos(span.start_time));
+    fixed64(out, 8, nanos(span.end_time));
     for attribute in &span.attributes {
         key_value(out, 9, attribute.key.as_str(), &attribute.value);
     }
     uint(out, 10, span.dropped_attributes_count);
     for event in span.events.iter() {
-        key(out, 11, 2);
-        varint(out, event_len(event) as u64);
-        fixed64(out, 1, nanos(event.timestamp));
-        string(out, 2, &event.name);
-        for attribute in &event.attributes {
-            key_value(out, 3, attribute.key.as_str(), &attribute.value);
-        }
-        uint(out, 4, event.dropped_attributes_count);
+        nested(out, 11, |out| {
+            fixed64(out, 1, nanos(event.timestamp));
+            string(out, 2, &event.name);
+            for attribute in &event.attributes {
+                key_value(out, 3, attribute.key.as_str(), &attribute.value);
+            }
+            uint(out, 4, event.dropped_attributes_count);
+        });
     }
     uint(out, 12, span.events.dropped_count);
     for link in span.links.iter() {
-        key(out, 13, 2);
-        varint(out, link_len(link) as u64);
-        bytes(out, 1, &link.span_context.trace_id().to_bytes());
-        bytes(out, 2, &link.span_context.span_id().to_bytes());
-        string(out, 3, &link.span_context.trace_state().header());
-        for attribute in &link.attributes {
-            key_value(out, 4, attribute.key.as_str(), &attribute.value);
-        }
-        uint(out, 5, link.dropped_attributes_count);
-        fixed32(out, 6, link_flags(link));
+        nested(out, 13, |out| {
+            bytes(out, 1, &link.span_context.trace_id().to_bytes());
+            bytes(out, 2, &link.span_context.span_id().to_bytes());
+            trace_state(out, 3, link.span_context.trace_state());
+            for attribute in &link.attributes {
+                key_value(out, 4, attribute.key.as_str(), &attribute.value);
+            }
+            uint(out, 5, link.dropped_attributes_count);
+            fixed32(
+                out,
+                6,
+                context_flags(&link.span_context, link.span_context.is_remote()),
+            );
+        });
     }
     uint(out, 14, span.links.dropped_count);
-    key(out, 15, 2);
-    varint(out, status_len(&span.status) as u64);
-    if let Status::Error { description } = &span.status {
-        string(out, 2, description);
-    }
-    let code = status_code(&span.status);
-    if code != 0 {
-        key(out, 3, 0);
-        varint(out, code);
-    }
-    if parts.flags != 0 {
-        fixed32(out, 16, parts.flags);
+    nested(out, 15, |out| {
+        if let Status::Error { description } = &span.status {
+            string(out, 2, description);
+        }
+        let code = match &span.status {
+            Status::Unset => 0,
+            Status::Ok => 1,
+            Status::Error { .. } => 2,
+        };
+        if code != 0 {
+            key(out, 3, 0);
+            varint(out, code);
+        }
+    });
+    fixed32(
+        out,
+        16,
+        context_flags(&span.span_context, span.parent_span_is_remote),
+    );
+}
+
+/// A W3C `tracestate`, written only when it has entries.
+fn trace_state(out: &mut Vec<u8>, number: u32, state: &opentelemetry::trace::TraceState) {
+    if *state != opentelemetry::trace::TraceState::NONE {
+        string(out, number, &state.header());
     }
 }
 
-fn event_len(event: &opentelemetry::trace::Event) -> usize {
-    fixed64_len(1, nanos(event.timestamp))
-        + string_len(2, &event.name)
-        + event
-            .attributes
-            .iter()
-            .map(|a| key_value_len(3, a.key.as_str(), &a.value))
-            .sum::<usize>()
-        + uint_len(4, event.dropped_attributes_count)
-}
-
-fn link_len(link: &opentelemetry::trace::Link) -> usize {
-    framed(1, 16)
-        + framed(2, 8)
-        + string_len(3, &link.span_context.trace_state().header())
-        + link
-            .attributes
-            .iter()
-            .map(|a| key_value_len(4, a.key.as_str(), &a.value))
-            .sum::<usize>()
-        + uint_len(5, link.dropped_attributes_count)
-        + if link_flags(link) == 0 { 0 } else { 1 + 4 }
-}
-
-fn link_flags(link: &opentelemetry::trace::Link) -> u32 {
-    let mut flags = u32::from(link.span_context.trace_flags().to_u8()) | HAS_IS_REMOTE;
-    if link.span_context.is_remote() {
+/// `flags` of a span or a link: the trace flags, and whether the parent (or the linked span) is
+/// remote.
+fn context_flags(context: &opentelemetry::trace::SpanContext, remote: bool) -> u32 {
+    let mut flags = u32::from(context.trace_flags().to_u8()) | HAS_IS_REMOTE;
+    if remote {
         flags |= IS_REMOTE;
     }
     flags
-}
-
-/// `STATUS_CODE_UNSET` 0, `OK` 1, `ERROR` 2.
-fn status_code(status: &Status) -> u64 {
-    match status {
-        Status::Unset => 0,
-        Status::Ok => 1,
-        Status::Error { .. } => 2,
-    }
-}
-
-fn status_len(status: &Status) -> usize {
-    let message = match status {
-        Status::Error { description } => string_len(2, description),
-        _ => 0,
-    };
-    let code = status_code(status);
-    message + if code == 0 { 0 } else { 1 + varint_len(code) }
 }
 
 fn key_value_len(number: u32, key: &str, value: &Value) -> usize {
@@ -269,15 +191,10 @@ fn key_value_len(number: u32, key: &str, value: &Value) -> usize {
 }
 
 fn key_value(out: &mut Vec<u8>, number: u32, name: &str, value: &Value) {
-    key(out, number, 2);
-    varint(
-        out,
-        (string_len(1, name) + framed(2, any_value_len(value))) as u64,
-    );
-    string(out, 1, name);
-    key(out, 2, 2);
-    varint(out, any_value_len(value) as u64);
-    any_value(out, value);
+    nested(out, number, |out| {
+        string(out, 1, name);
+        nested(out, 2, |out| any_value(out, value));
+    });
 }
 
 /// An `AnyValue`'s contents: `string_value` 1, `bool_value` 2, `int_value` 3, `double_value` 4,
@@ -308,15 +225,11 @@ fn any_value(out: &mut Vec<u8>, value: &Value) {
             key(out, 4, 1);
             out.extend_from_slice(&f.to_le_bytes());
         }
-        Value::Array(array) => {
-            key(out, 5, 2);
-            varint(out, array_len(array) as u64);
+        Value::Array(array) => nested(out, 5, |out| {
             for item in array_items(array) {
-                key(out, 1, 2);
-                varint(out, any_value_len(&item) as u64);
-                any_value(out, &item);
+                nested(out, 1, |out| any_value(out, &item));
             }
-        }
+        }),
         other => bytes(out, 1, other.as_str().as_bytes()),
     }
 }
@@ -360,6 +273,23 @@ fn varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
+/// A length-delimited field whose contents `write` writes: one byte is kept for the length, and
+/// the contents are moved along if their length needs more.
+fn nested(out: &mut Vec<u8>, number: u32, write: impl FnOnce(&mut Vec<u8>)) {
+    key(out, number, 2);
+    let at = out.len();
+    out.push(0);
+    write(out);
+    let len = out.len() - at - 1;
+    if len < 0x80 {
+        out[at] = len as u8;
+    } else {
+        let mut prefix = Vec::with_capacity(10);
+        varint(&mut prefix, len as u64);
+        out.splice(at..=at, prefix);
+    }
+}
+
 fn varint_len(value: u64) -> usize {
     (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
 }
@@ -400,23 +330,11 @@ fn uint(out: &mut Vec<u8>, number: u32, value: u32) {
     }
 }
 
-fn uint_len(number: u32, value: u32) -> usize {
-    if value == 0 {
-        0
-    } else {
-        key_len(number) + varint_len(u64::from(value))
-    }
-}
-
 fn fixed64(out: &mut Vec<u8>, number: u32, value: u64) {
     if value != 0 {
         key(out, number, 1);
         out.extend_from_slice(&value.to_le_bytes());
     }
-}
-
-fn fixed64_len(number: u32, value: u64) -> usize {
-    if value == 0 { 0 } else { key_len(number) + 8 }
 }
 
 fn fixed32(out: &mut Vec<u8>, number: u32, value: u32) {
@@ -486,6 +404,9 @@ mod tests {
                 KeyValue::new("ratio", 0.5),
                 KeyValue::new("ok", false),
                 KeyValue::new("negative", -7),
+                // Lengths of two and three bytes.
+                KeyValue::new("long", "x".repeat(200)),
+                KeyValue::new("longer", "y".repeat(20_000)),
                 KeyValue::new(
                     "list",
                     Value::Array(Array::String(vec!["a".into(), "b".into()])),
