@@ -251,7 +251,7 @@ fn not_found(http: &HttpMetrics) -> BoxedFilter<(Response,)> {
     observe::request()
         .then(move |request: Request| {
             let http = http.clone();
-            let path = telemetry::truncate(&request.path).into_owned();
+            let path = request.path.clone();
             async move {
                 let answer = async move {
                     json_error(StatusCode::NOT_FOUND, format!("no route for {path}"))

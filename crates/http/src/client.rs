@@ -39,6 +39,8 @@ pub struct Upstream {
     calls: Option<(Arc<Semaphore>, usize)>,
     /// Whether calls get a CLIENT span and pass the trace on ([`Upstream::untraced`]).
     traced: bool,
+    /// `server.address` of its calls: the base URL's host, written once.
+    address: Option<opentelemetry::StringValue>,
 }
 
 /// `<upstream>_requests_total{status}` and `<upstream>_request_duration_seconds`.
@@ -144,6 +146,7 @@ impl Upstream {
             .map_err(|error| ClientError::Build { name, error })?;
         Ok(Self {
             name,
+            address: base.host_str().map(|host| host.to_owned().into()),
             base,
             client,
             timeout,
@@ -225,8 +228,8 @@ impl Upstream {
                     "url.full",
                     telemetry::truncate(url.as_str()).into_owned(),
                 ));
-                if let Some(host) = url.host_str() {
-                    attributes.push(KeyValue::new("server.address", host.to_owned()));
+                if let Some(host) = &self.address {
+                    attributes.push(KeyValue::new("server.address", host.clone()));
                 }
                 if let Some(port) = url.port_or_known_default() {
                     attributes.push(KeyValue::new("server.port", i64::from(port)));
@@ -235,11 +238,7 @@ impl Upstream {
             })
         };
         let mut headers = http::HeaderMap::new();
-        if self.traced {
-            opentelemetry::global::get_text_map_propagator(|propagator| {
-                propagator.inject_context(&span.context(), &mut HeaderInjector(&mut headers))
-            });
-        }
+        span.inject(&mut HeaderInjector(&mut headers));
         let started = Instant::now();
         // One time-out for the whole call: waiting for a turn counts against it.
         let deadline = started + self.timeout;

@@ -82,10 +82,13 @@ macro_rules! access {
 /// What the span and the access line need to know of a request.
 pub(crate) struct Request {
     pub(crate) method: Method,
-    pub(crate) path: String,
+    /// Cut to the attribute length limit, and shared by the span and the access line.
+    pub(crate) path: Arc<str>,
     pub(crate) query: String,
     pub(crate) headers: HeaderMap,
     pub(crate) peer: Option<SocketAddr>,
+    /// `client.address`, as the connection wrote it.
+    peer_address: Option<opentelemetry::StringValue>,
     /// Set when the server cuts its open requests short at the end of its drain.
     cut: Option<Arc<AtomicBool>>,
 }
@@ -99,13 +102,20 @@ pub(crate) fn request()
         .and(warp::header::headers_cloned())
         .and(warp::ext::optional::<ConnInfo>())
         .map(
-            |method, path: warp::path::FullPath, query, headers, conn: Option<ConnInfo>| Request {
-                method,
-                path: path.as_str().to_owned(),
-                query,
-                headers,
-                peer: conn.as_ref().map(|c| c.peer),
-                cut: conn.map(|c| c.cut),
+            |method, path: warp::path::FullPath, query, headers, conn: Option<ConnInfo>| {
+                let (peer, peer_address, cut) = match conn {
+                    Some(conn) => (Some(conn.peer), Some(conn.peer_address), Some(conn.cut)),
+                    None => (None, None, None),
+                };
+                Request {
+                    method,
+                    path: telemetry::truncate(path.as_str()).into(),
+                    query,
+                    headers,
+                    peer,
+                    peer_address,
+                    cut,
+                }
             },
         )
 }
@@ -129,7 +139,7 @@ pub(crate) async fn observe(
         record,
         handler: template.unwrap_or(UNMATCHED),
         method,
-        path: telemetry::truncate(&request.path).into_owned(),
+        path: request.path.clone(),
         span,
         started: Instant::now(),
         recorded: false,
@@ -151,7 +161,7 @@ struct Outcome<'a> {
     handler: &'static str,
     method: &'static str,
     /// The path, cut to the attribute length limit.
-    path: String,
+    path: Arc<str>,
     span: Span,
     started: Instant,
     recorded: bool,
@@ -253,9 +263,7 @@ fn server_span(method: &'static str, template: Option<&'static str>, request: &R
         Some(template) => format!("{method} {template}"),
         None => method.to_owned(),
     };
-    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.extract(&HeaderExtractor(&request.headers))
-    });
+    let parent = telemetry::span::extract(&HeaderExtractor(&request.headers));
     Span::start(name, SpanKind::Server, &parent, || {
         let mut attributes = Vec::with_capacity(12);
         attributes.push(KeyValue::new("http.request.method", method));
@@ -265,7 +273,7 @@ fn server_span(method: &'static str, template: Option<&'static str>, request: &R
         attributes.push(KeyValue::new("url.scheme", "http"));
         attributes.push(KeyValue::new(
             "url.path",
-            telemetry::truncate(&request.path).into_owned(),
+            opentelemetry::StringValue::from(request.path.clone()),
         ));
         if !request.query.is_empty() {
             attributes.push(KeyValue::new(
@@ -280,8 +288,8 @@ fn server_span(method: &'static str, template: Option<&'static str>, request: &R
         if let Some(port) = port {
             attributes.push(KeyValue::new("server.port", port));
         }
-        if let Some(peer) = request.peer {
-            attributes.push(KeyValue::new("client.address", peer.ip().to_string()));
+        if let Some(peer) = &request.peer_address {
+            attributes.push(KeyValue::new("client.address", peer.clone()));
         }
         if let Some(agent) = request
             .headers

@@ -102,6 +102,8 @@ pub struct BindError {
 #[derive(Clone)]
 pub(crate) struct ConnInfo {
     pub(crate) peer: SocketAddr,
+    /// The peer's address as spans record it (`client.address`), written once per connection.
+    pub(crate) peer_address: opentelemetry::StringValue,
     pub(crate) cut: Arc<AtomicBool>,
 }
 
@@ -206,6 +208,7 @@ impl Server {
             };
             let info = ConnInfo {
                 peer,
+                peer_address: peer.ip().to_string().into(),
                 cut: cut.clone(),
             };
             tasks.spawn(serve(

@@ -265,12 +265,25 @@ fn key(out: &mut Vec<u8>, number: u32, wire_type: u8) {
     varint(out, u64::from(number) << 3 | u64::from(wire_type));
 }
 
-fn varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8 & 0x7f) | 0x80);
-        value >>= 7;
+fn varint(out: &mut Vec<u8>, value: u64) {
+    if value < 0x80 {
+        out.push(value as u8);
+    } else {
+        let (bytes, used) = varint_bytes(value);
+        out.extend_from_slice(&bytes[..used]);
     }
-    out.push(value as u8);
+}
+
+/// `value` as a varint: its bytes, and how many of them.
+fn varint_bytes(mut value: u64) -> ([u8; 10], usize) {
+    let (mut bytes, mut used) = ([0; 10], 0);
+    while value >= 0x80 {
+        bytes[used] = (value as u8 & 0x7f) | 0x80;
+        value >>= 7;
+        used += 1;
+    }
+    bytes[used] = value as u8;
+    (bytes, used + 1)
 }
 
 /// A length-delimited field whose contents `write` writes: one byte is kept for the length, and
@@ -284,9 +297,8 @@ fn nested(out: &mut Vec<u8>, number: u32, write: impl FnOnce(&mut Vec<u8>)) {
     if len < 0x80 {
         out[at] = len as u8;
     } else {
-        let mut prefix = Vec::with_capacity(10);
-        varint(&mut prefix, len as u64);
-        out.splice(at..=at, prefix);
+        let (prefix, used) = varint_bytes(len as u64);
+        out.splice(at..=at, prefix[..used].iter().copied());
     }
 }
 

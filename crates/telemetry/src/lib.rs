@@ -21,7 +21,6 @@ use std::time::Duration;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::resource::{EnvResourceDetector, TelemetryResourceDetector};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
@@ -68,8 +67,6 @@ pub fn init(info: ServiceInfo) -> Result<Telemetry, Error> {
         .get(&opentelemetry::Key::from_static_str("service.name"))
         .map(|v| v.to_string())
         .unwrap_or_else(|| info.name.to_owned());
-
-    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
 
     let (provider, traces_endpoint) = if sdk_disabled() || !info.exports_traces {
         (None, None)

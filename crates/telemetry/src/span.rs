@@ -25,10 +25,12 @@ use std::sync::OnceLock;
 
 use futures::future::Either;
 use opentelemetry::context::FutureExt as _;
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator as _};
 use opentelemetry::trace::{
     Span as _, SpanId, SpanKind, Status, TraceContextExt as _, TraceId, Tracer as _,
 };
 use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::Tracer;
 
 /// The tracer of this process, set by [`crate::init`] when telemetry is on.
@@ -41,6 +43,16 @@ pub fn parent() -> Context {
         return Context::new();
     }
     Context::current()
+}
+
+/// The context a request's span continues: the caller's W3C `traceparent` and `tracestate`
+/// headers, read by the propagator itself rather than the global one (whose lock every request of
+/// every worker would take); nothing is read with telemetry off.
+pub fn extract(headers: &dyn Extractor) -> Context {
+    if TRACER.get().is_none() {
+        return Context::new();
+    }
+    TraceContextPropagator::new().extract(headers)
 }
 
 /// A span of this process, ended when dropped.
@@ -76,10 +88,12 @@ impl Span {
         }
     }
 
-    /// The context that has this span as its current span (for `traceparent` injection), or an
-    /// empty one with telemetry off.
-    pub fn context(&self) -> Context {
-        self.cx.clone().unwrap_or_default()
+    /// Writes this span's W3C context (`traceparent`, and `tracestate` when it has one) into an
+    /// outgoing request's headers; nothing with telemetry off.
+    pub fn inject(&self, headers: &mut dyn Injector) {
+        if let Some(cx) = &self.cx {
+            TraceContextPropagator::new().inject_context(cx, headers);
+        }
     }
 
     pub fn set_attribute(&self, attribute: KeyValue) {
