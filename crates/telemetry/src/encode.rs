@@ -48,7 +48,7 @@ pub(crate) type ScopeGroup = (InstrumentationScope, Vec<u8>);
 /// `span` written as one `ScopeSpans.spans` field (key, length, message), appended to `out`: what
 /// the batch processor keeps of a span once it has ended.
 pub(crate) fn scope_span(out: &mut Vec<u8>, span: &SpanData) {
-    nested(out, 2, |out| write_span(out, span));
+    nested(out, 2, 2, |out| write_span(out, span));
 }
 
 /// An export request for spans already written, one `ScopeSpans` per group in order (one
@@ -121,7 +121,7 @@ fn write_span(out: &mut Vec<u8>, span: &SpanData) {
     }
     uint(out, 10, span.dropped_attributes_count);
     for event in span.events.iter() {
-        nested(out, 11, |out| {
+        nested(out, 11, 1, |out| {
             fixed64(out, 1, nanos(event.timestamp));
             string(out, 2, &event.name);
             for attribute in &event.attributes {
@@ -132,7 +132,7 @@ fn write_span(out: &mut Vec<u8>, span: &SpanData) {
     }
     uint(out, 12, span.events.dropped_count);
     for link in span.links.iter() {
-        nested(out, 13, |out| {
+        nested(out, 13, 1, |out| {
             bytes(out, 1, &link.span_context.trace_id().to_bytes());
             bytes(out, 2, &link.span_context.span_id().to_bytes());
             trace_state(out, 3, link.span_context.trace_state());
@@ -148,7 +148,7 @@ fn write_span(out: &mut Vec<u8>, span: &SpanData) {
         });
     }
     uint(out, 14, span.links.dropped_count);
-    nested(out, 15, |out| {
+    nested(out, 15, 1, |out| {
         if let Status::Error { description } = &span.status {
             string(out, 2, description);
         }
@@ -191,9 +191,9 @@ fn key_value_len(number: u32, key: &str, value: &Value) -> usize {
 }
 
 fn key_value(out: &mut Vec<u8>, number: u32, name: &str, value: &Value) {
-    nested(out, number, |out| {
+    nested(out, number, 1, |out| {
         string(out, 1, name);
-        nested(out, 2, |out| any_value(out, value));
+        nested(out, 2, 1, |out| any_value(out, value));
     });
 }
 
@@ -225,9 +225,9 @@ fn any_value(out: &mut Vec<u8>, value: &Value) {
             key(out, 4, 1);
             out.extend_from_slice(&f.to_le_bytes());
         }
-        Value::Array(array) => nested(out, 5, |out| {
+        Value::Array(array) => nested(out, 5, 1, |out| {
             for item in array_items(array) {
-                nested(out, 1, |out| any_value(out, &item));
+                nested(out, 1, 1, |out| any_value(out, &item));
             }
         }),
         other => bytes(out, 1, other.as_str().as_bytes()),
@@ -286,20 +286,23 @@ fn varint_bytes(mut value: u64) -> ([u8; 10], usize) {
     (bytes, used + 1)
 }
 
-/// A length-delimited field whose contents `write` writes: one byte is kept for the length, and
-/// the contents are moved along if their length needs more.
-fn nested(out: &mut Vec<u8>, number: u32, write: impl FnOnce(&mut Vec<u8>)) {
+/// A length-delimited field whose contents `write` writes: `room` bytes are kept for the length
+/// (one for a small message, two for a span), and the contents are moved if it needs more or less.
+fn nested(out: &mut Vec<u8>, number: u32, room: usize, write: impl FnOnce(&mut Vec<u8>)) {
     key(out, number, 2);
     let at = out.len();
-    out.push(0);
+    out.resize(at + room, 0);
     write(out);
-    let len = out.len() - at - 1;
-    if len < 0x80 {
-        out[at] = len as u8;
-    } else {
-        let (prefix, used) = varint_bytes(len as u64);
-        out.splice(at..=at, prefix[..used].iter().copied());
+    let end = out.len();
+    let (prefix, used) = varint_bytes((end - at - room) as u64);
+    if used > room {
+        out.resize(end + used - room, 0);
     }
+    if used != room {
+        out.copy_within(at + room..end, at + used);
+        out.truncate(end + used - room);
+    }
+    out[at..at + used].copy_from_slice(&prefix[..used]);
 }
 
 fn varint_len(value: u64) -> usize {
@@ -451,11 +454,18 @@ mod tests {
             .with_attributes([KeyValue::new("x", 1)])
             .with_schema_url("https://opentelemetry.io/schemas/1.37.0")
             .build();
+        // A span under 128 bytes, whose length takes one byte of the two kept for it.
+        let mut small = span(5, &roller, 4);
+        small.attributes.clear();
+        small.events = SpanEvents::default();
+        small.links = SpanLinks::default();
+        small.status = Status::Unset;
         let spans = vec![
             span(1, &roller, 0),
             span(2, &roller, 1),
             span(3, &other, 2),
             span(4, &roller, 3),
+            small,
         ];
         let mut groups: Vec<ScopeGroup> = Vec::new();
         for span in &spans {
