@@ -170,6 +170,7 @@ fn write_span(out: &mut Vec<u8>, span: &SpanData) {
 }
 
 /// A W3C `tracestate`, written only when it has entries.
+#[inline]
 fn trace_state(out: &mut Vec<u8>, number: u32, state: &opentelemetry::trace::TraceState) {
     if *state != opentelemetry::trace::TraceState::NONE {
         string(out, number, &state.header());
@@ -178,6 +179,7 @@ fn trace_state(out: &mut Vec<u8>, number: u32, state: &opentelemetry::trace::Tra
 
 /// `flags` of a span or a link: the trace flags, and whether the parent (or the linked span) is
 /// remote.
+#[inline]
 fn context_flags(context: &opentelemetry::trace::SpanContext, remote: bool) -> u32 {
     let mut flags = u32::from(context.trace_flags().to_u8()) | HAS_IS_REMOTE;
     if remote {
@@ -190,6 +192,7 @@ fn key_value_len(number: u32, key: &str, value: &Value) -> usize {
     framed(number, string_len(1, key) + framed(2, any_value_len(value)))
 }
 
+#[inline]
 fn key_value(out: &mut Vec<u8>, number: u32, name: &str, value: &Value) {
     nested(out, number, 1, |out| {
         string(out, 1, name);
@@ -210,6 +213,7 @@ fn any_value_len(value: &Value) -> usize {
     }
 }
 
+#[inline]
 fn any_value(out: &mut Vec<u8>, value: &Value) {
     match value {
         Value::String(text) => bytes(out, 1, text.as_str().as_bytes()),
@@ -254,27 +258,38 @@ fn array_len(array: &Array) -> usize {
         .sum()
 }
 
+#[inline]
 fn nanos(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| {
+        d.as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(d.subsec_nanos()))
+    })
 }
 
 // Protobuf's wire format: proto3 leaves out scalars and strings that hold their default.
 
+#[inline]
 fn key(out: &mut Vec<u8>, number: u32, wire_type: u8) {
     varint(out, u64::from(number) << 3 | u64::from(wire_type));
 }
 
+#[inline]
 fn varint(out: &mut Vec<u8>, value: u64) {
     if value < 0x80 {
         out.push(value as u8);
     } else {
-        let (bytes, used) = varint_bytes(value);
-        out.extend_from_slice(&bytes[..used]);
+        long_varint(out, value);
     }
 }
 
+fn long_varint(out: &mut Vec<u8>, value: u64) {
+    let (bytes, used) = varint_bytes(value);
+    out.extend_from_slice(&bytes[..used]);
+}
+
 /// `value` as a varint: its bytes, and how many of them.
+#[inline]
 fn varint_bytes(mut value: u64) -> ([u8; 10], usize) {
     let (mut bytes, mut used) = ([0; 10], 0);
     while value >= 0x80 {
@@ -288,20 +303,32 @@ fn varint_bytes(mut value: u64) -> ([u8; 10], usize) {
 
 /// A length-delimited field whose contents `write` writes: `room` bytes are kept for the length
 /// (one for a small message, two for a span), and the contents are moved if it needs more or less.
+#[inline]
 fn nested(out: &mut Vec<u8>, number: u32, room: usize, write: impl FnOnce(&mut Vec<u8>)) {
     key(out, number, 2);
     let at = out.len();
-    out.resize(at + room, 0);
+    for _ in 0..room {
+        out.push(0);
+    }
     write(out);
     let end = out.len();
-    let (prefix, used) = varint_bytes((end - at - room) as u64);
+    let len = end - at - room;
+    // The lengths that fit the room kept: most of them.
+    if room == 1 && len < 0x80 {
+        out[at] = len as u8;
+        return;
+    }
+    if room == 2 && (0x80..0x4000).contains(&len) {
+        out[at] = (len as u8 & 0x7f) | 0x80;
+        out[at + 1] = (len >> 7) as u8;
+        return;
+    }
+    let (prefix, used) = varint_bytes(len as u64);
     if used > room {
         out.resize(end + used - room, 0);
     }
-    if used != room {
-        out.copy_within(at + room..end, at + used);
-        out.truncate(end + used - room);
-    }
+    out.copy_within(at + room..end, at + used);
+    out.truncate(end + used - room);
     out[at..at + used].copy_from_slice(&prefix[..used]);
 }
 
@@ -318,12 +345,14 @@ fn framed(number: u32, len: usize) -> usize {
     key_len(number) + varint_len(len as u64) + len
 }
 
+#[inline]
 fn bytes(out: &mut Vec<u8>, number: u32, value: &[u8]) {
     key(out, number, 2);
     varint(out, value.len() as u64);
     out.extend_from_slice(value);
 }
 
+#[inline]
 fn string(out: &mut Vec<u8>, number: u32, value: &str) {
     if !value.is_empty() {
         bytes(out, number, value.as_bytes());
@@ -338,6 +367,7 @@ fn string_len(number: u32, value: &str) -> usize {
     }
 }
 
+#[inline]
 fn uint(out: &mut Vec<u8>, number: u32, value: u32) {
     if value != 0 {
         key(out, number, 0);
@@ -345,6 +375,7 @@ fn uint(out: &mut Vec<u8>, number: u32, value: u32) {
     }
 }
 
+#[inline]
 fn fixed64(out: &mut Vec<u8>, number: u32, value: u64) {
     if value != 0 {
         key(out, number, 1);
@@ -352,6 +383,7 @@ fn fixed64(out: &mut Vec<u8>, number: u32, value: u64) {
     }
 }
 
+#[inline]
 fn fixed32(out: &mut Vec<u8>, number: u32, value: u32) {
     if value != 0 {
         key(out, number, 5);
