@@ -55,6 +55,23 @@ pub fn extract(headers: &dyn Extractor) -> Context {
     TraceContextPropagator::new().extract(headers)
 }
 
+/// The SDK's span, started; `None` with telemetry off.
+fn sdk_span(
+    name: impl Into<Cow<'static, str>>,
+    kind: SpanKind,
+    parent: &Context,
+    attributes: impl FnOnce() -> Vec<KeyValue>,
+) -> Option<opentelemetry_sdk::trace::Span> {
+    let tracer = TRACER.get()?;
+    Some(
+        tracer
+            .span_builder(name)
+            .with_kind(kind)
+            .with_attributes(attributes())
+            .start_with_context(tracer, parent),
+    )
+}
+
 /// A span of this process, ended when dropped.
 pub struct Span {
     /// The span, inside a context whose parent is the span's parent; `None` with telemetry off.
@@ -75,16 +92,8 @@ impl Span {
         parent: &Context,
         attributes: impl FnOnce() -> Vec<KeyValue>,
     ) -> Self {
-        let Some(tracer) = TRACER.get() else {
-            return Self::none();
-        };
-        let span = tracer
-            .span_builder(name)
-            .with_kind(kind)
-            .with_attributes(attributes())
-            .start_with_context(tracer, parent);
         Self {
-            cx: Some(parent.with_span(span)),
+            cx: sdk_span(name, kind, parent, attributes).map(|span| parent.with_span(span)),
         }
     }
 
@@ -170,14 +179,9 @@ impl Leaf {
         parent: &Context,
         attributes: impl FnOnce() -> Vec<KeyValue>,
     ) -> Self {
-        let span = TRACER.get().map(|tracer| {
-            tracer
-                .span_builder(name)
-                .with_kind(kind)
-                .with_attributes(attributes())
-                .start_with_context(tracer, parent)
-        });
-        Self { span }
+        Self {
+            span: sdk_span(name, kind, parent, attributes),
+        }
     }
 
     pub fn set_attribute(&mut self, attribute: KeyValue) {
