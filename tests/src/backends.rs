@@ -66,19 +66,15 @@ impl Backends {
             .await
             .expect("a free port");
         let addr = listener.local_addr().expect("bound");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(
-            warp::serve(tempo.or(loki).unify())
-                .incoming(listener)
-                .graceful(async move {
-                    let _ = stopped.await;
-                })
-                .run(),
-        );
+        let routes = tempo
+            .or(loki)
+            .unify()
+            .map(warp::Reply::into_response)
+            .boxed();
         Self {
             addr,
             shape,
-            _stop: stop,
+            _stop: crate::in_process::serve(listener, routes),
         }
     }
 

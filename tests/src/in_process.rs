@@ -42,6 +42,24 @@ impl crate::http::Target for Running {
     }
 }
 
+/// Serves warp `routes` on `listener` on a tokio task, as the fake backends and the OTLP receiver
+/// do; dropping the returned sender shuts the server down.
+pub fn serve(
+    listener: tokio::net::TcpListener,
+    routes: warp::filters::BoxedFilter<(warp::reply::Response,)>,
+) -> tokio::sync::oneshot::Sender<()> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(
+        warp::serve(routes)
+            .incoming(listener)
+            .graceful(async move {
+                let _ = stopped.await;
+            })
+            .run(),
+    );
+    stop
+}
+
 fn loopback() -> SocketAddr {
     "127.0.0.1:0".parse().expect("a socket address")
 }

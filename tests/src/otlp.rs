@@ -69,20 +69,12 @@ impl Receiver {
             .await
             .unwrap_or_else(|e| panic!("cannot listen on {address}: {e}"));
         let addr = listener.local_addr().expect("bound");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(
-            warp::serve(route)
-                .incoming(listener)
-                .graceful(async move {
-                    let _ = stopped.await;
-                })
-                .run(),
-        );
+        let routes = route.map(warp::Reply::into_response).boxed();
         Self {
             addr,
             spans,
             requests,
-            _stop: stop,
+            _stop: crate::in_process::serve(listener, routes),
         }
     }
 
