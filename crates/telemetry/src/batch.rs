@@ -91,7 +91,6 @@ pub(crate) trait Sender: std::fmt::Debug + Send + Sync + 'static {
 #[derive(Debug)]
 pub(crate) struct Processor {
     shared: Arc<Shared>,
-    config: Config,
 }
 
 /// What the threads that end spans and the exporter thread share.
@@ -104,9 +103,8 @@ pub(crate) struct Processor {
 /// places at a time, for the same reason.
 #[derive(Debug)]
 struct Shared {
+    config: Config,
     shards: Box<[Shard]>,
-    /// Spans that may wait, [`Config::queue`].
-    queue: usize,
     /// Places in the queue taken: by the spans in the shards' batches and in `State::ready`, and
     /// by the places the shards have drawn and not used yet.
     queued: AtomicUsize,
@@ -154,6 +152,8 @@ struct State {
 #[derive(Debug)]
 struct Batch {
     groups: Vec<ScopeGroup>,
+    /// The buffer of a sent batch, for the first group to write into.
+    spare: Option<Vec<u8>>,
     spans: usize,
     /// When its first span arrived: it is sent at the exporter's next tick after that, if not
     /// full before.
@@ -161,54 +161,50 @@ struct Batch {
 }
 
 impl Batch {
-    /// An empty batch whose first group will write into `buffer`.
-    fn new(buffer: Option<Vec<u8>>) -> Self {
+    /// An empty batch whose first group will write into `spare`.
+    fn new(spare: Option<Vec<u8>>) -> Self {
         Self {
             groups: Vec::with_capacity(1),
+            spare,
             spans: 0,
             since: Instant::now(),
         }
-        .with_buffer(buffer)
-    }
-
-    fn with_buffer(mut self, buffer: Option<Vec<u8>>) -> Self {
-        if let Some(buffer) = buffer {
-            self.groups.push((InstrumentationScope::default(), buffer));
-        }
-        self
     }
 
     /// The buffer of `scope`'s spans.
     fn group(&mut self, scope: &InstrumentationScope) -> &mut Vec<u8> {
-        // A new batch's buffer waits, empty, for the first scope to come.
-        match self.groups.iter().position(|(s, _)| s == scope) {
-            Some(at) => &mut self.groups[at].1,
-            None => match self.groups.iter().position(|(_, spans)| spans.is_empty()) {
-                Some(at) => {
-                    self.groups[at].0 = scope.clone();
-                    &mut self.groups[at].1
-                }
-                None => {
-                    self.groups.push((scope.clone(), Vec::new()));
-                    &mut self.groups.last_mut().expect("just pushed").1
-                }
-            },
-        }
+        let at = match self.groups.iter().position(|(s, _)| s == scope) {
+            Some(at) => at,
+            None => {
+                let buffer = self.spare.take().unwrap_or_default();
+                self.groups.push((scope.clone(), buffer));
+                self.groups.len() - 1
+            }
+        };
+        &mut self.groups[at].1
+    }
+
+    /// Its buffers, emptied, its spare among them.
+    fn into_buffers(self) -> Vec<Vec<u8>> {
+        self.groups
+            .into_iter()
+            .map(|(_, spans)| spans)
+            .chain(self.spare)
+            .map(|mut buffer| {
+                buffer.clear();
+                buffer
+            })
+            .collect()
     }
 
     /// Moves `other`'s spans into this batch; returns `other`'s buffers, emptied.
     fn absorb(&mut self, other: Batch) -> Vec<Vec<u8>> {
         self.since = self.since.min(other.since);
-        let mut emptied = Vec::new();
-        for (scope, mut spans) in other.groups {
-            if !spans.is_empty() {
-                self.group(&scope).extend_from_slice(&spans);
-            }
-            spans.clear();
-            emptied.push(spans);
-        }
         self.spans += other.spans;
-        emptied
+        for (scope, spans) in &other.groups {
+            self.group(scope).extend_from_slice(spans);
+        }
+        other.into_buffers()
     }
 }
 
@@ -249,7 +245,7 @@ impl Shared {
         let _ = self
             .queued
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |queued| {
-                drawn = self.draw.min(self.queue.saturating_sub(queued));
+                drawn = self.draw.min(self.config.queue.saturating_sub(queued));
                 (drawn > 0).then_some(queued + drawn)
             });
         drawn
@@ -269,8 +265,8 @@ impl Processor {
     pub(crate) fn new(config: Config, sender: impl Sender, endpoint: String) -> Self {
         let shards = shard_count();
         let shared = Arc::new(Shared {
+            config,
             shards: (0..shards).map(|_| Shard::default()).collect(),
-            queue: config.queue,
             queued: AtomicUsize::new(0),
             // A quarter of the queue at most is held by the shards unused.
             draw: (config.queue / (4 * shards)).clamp(1, 64),
@@ -284,10 +280,10 @@ impl Processor {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name("otlp-export".into())
-                .spawn(move || export_batches(&shared, config, &sender, &endpoint))
+                .spawn(move || export_batches(&shared, &sender, &endpoint))
                 .expect("a thread for the span exporter");
         }
-        Self { shared, config }
+        Self { shared }
     }
 
     /// Asks the exporter thread for `what` and waits until `finished` says it is done, at most
@@ -321,12 +317,12 @@ impl Processor {
         drop(state);
         if new_spell {
             tracing::warn!(
-                queue = self.config.queue,
+                queue = self.shared.config.queue,
                 "spans end faster than they can be exported: the queue of {} spans \
                  (OTEL_BSP_MAX_QUEUE_SIZE) is full, so spans are dropped and counted in \
                  telemetry_spans_dropped_total{{reason=\"queue_full\"}} (said once, until \
                  none is dropped for {} s)",
-                self.config.queue,
+                self.shared.config.queue,
                 QUIET.as_secs()
             );
         }
@@ -369,7 +365,7 @@ impl SpanProcessor for Processor {
         // Written straight into the batch: no other thread waits for this shard meanwhile.
         encode::scope_span(batch.group(&span.instrumentation_scope), &span);
         batch.spans += 1;
-        if batch.spans >= self.config.batch {
+        if batch.spans >= shared.config.batch {
             let full = shard.batch.take().expect("a batch was just filled");
             drop(shard);
             shared.lock().ready.push_back(full);
@@ -438,7 +434,8 @@ fn keep_spare(spare: &mut Vec<Vec<u8>>, buffers: Vec<Vec<u8>>) {
 /// The exporter thread: sends each batch when it is full, at the first tick after its first span,
 /// or when a flush or shutdown asks; says once per spell that exports fail, and why, counting the
 /// spans of failed exports.
-fn export_batches(shared: &Shared, config: Config, sender: &dyn Sender, endpoint: &str) {
+fn export_batches(shared: &Shared, sender: &dyn Sender, endpoint: &str) {
+    let config = shared.config;
     // The exporter ticks every schedule delay, as the specification's batch processor exports:
     // a batch that is not full leaves at the first tick after its first span, so a span waits
     // half the delay on average and never the whole of it.
@@ -521,7 +518,7 @@ impl<'a> Exports<'a> {
     /// Sends the first ready batch, without holding `state` meanwhile; keeps its buffers for the
     /// batches to come.
     fn send_first(&mut self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        let Some(mut batch) = state.ready.pop_front() else {
+        let Some(batch) = state.ready.pop_front() else {
             return state;
         };
         self.shared.queued.fetch_sub(batch.spans, Ordering::Relaxed);
@@ -535,14 +532,7 @@ impl<'a> Exports<'a> {
             encode::request(&resource, &batch.groups)
         };
         let spans = batch.spans;
-        let buffers: Vec<Vec<u8>> = batch
-            .groups
-            .drain(..)
-            .map(|(_, mut spans)| {
-                spans.clear();
-                spans
-            })
-            .collect();
+        let buffers = batch.into_buffers();
         self.outcome(self.sender.send(body), spans);
         let mut state = self.shared.lock();
         keep_spare(&mut state.spare, buffers);

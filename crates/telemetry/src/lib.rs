@@ -165,11 +165,7 @@ pub fn truncate(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// The trace id of the current span, when it is being traced (32 lowercase hex digits).
 pub fn current_trace_id() -> Option<String> {
-    use opentelemetry::trace::TraceContextExt as _;
-    let context = opentelemetry::Context::current();
-    let span = context.span();
-    let ids = span.span_context();
-    ids.is_valid().then(|| ids.trace_id().to_string())
+    span::current_ids().map(|(trace_id, _)| trace_id.to_string())
 }
 
 /// What can go wrong while setting telemetry up.

@@ -22,7 +22,6 @@ use std::io::Write as _;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use opentelemetry::trace::TraceContextExt as _;
 use serde_json::Value;
 use time::OffsetDateTime;
 use tracing::field::{Field, Visit};
@@ -228,13 +227,7 @@ impl JsonLines {
         string(line, event.metadata().target());
         line.extend_from_slice(&fields.rest);
 
-        let ids = crate::span::leaf_ids().or_else(|| {
-            let cx = opentelemetry::Context::current();
-            let span = cx.span();
-            let ids = span.span_context();
-            ids.is_valid().then(|| (ids.trace_id(), ids.span_id()))
-        });
-        if let Some((trace_id, span_id)) = ids {
+        if let Some((trace_id, span_id)) = crate::span::current_ids() {
             line.extend_from_slice(b",\"trace_id\":\"");
             hex(line, &trace_id.to_bytes());
             line.extend_from_slice(b"\",\"span_id\":\"");

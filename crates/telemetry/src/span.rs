@@ -16,7 +16,7 @@
 //! A [`Leaf`] is a span that never has children, such as a `roll`: it is the SDK's span itself,
 //! never put in a context, which saves a `Span` its context's allocations and locks and the
 //! attaching and detaching around each log line (a batch of rolls makes a hundred of them at
-//! once). While [`Leaf::in_scope`] runs, log lines carry its ids ([`leaf_ids`]).
+//! once). While [`Leaf::in_scope`] runs, log lines carry its ids ([`current_ids`]).
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -164,10 +164,16 @@ thread_local! {
     static LEAF: Cell<Option<(TraceId, SpanId)>> = const { Cell::new(None) };
 }
 
-/// The ids of the [`Leaf`] in scope on this thread, if any: a log line's ids, before the
-/// current context's.
-pub(crate) fn leaf_ids() -> Option<(TraceId, SpanId)> {
-    LEAF.get()
+/// The ids of the span this thread works in: the [`Leaf`] in scope, else the current context's
+/// span; none with telemetry off. What a log line carries.
+pub(crate) fn current_ids() -> Option<(TraceId, SpanId)> {
+    TRACER.get()?;
+    LEAF.get().or_else(|| {
+        let cx = Context::current();
+        let span = cx.span();
+        let ids = span.span_context();
+        ids.is_valid().then(|| (ids.trace_id(), ids.span_id()))
+    })
 }
 
 impl Leaf {
