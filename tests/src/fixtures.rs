@@ -1,6 +1,7 @@
-//! Test data: a dice file whose dice make outcomes predictable, and fresh trace contexts.
+//! Test data: a dice file whose dice make outcomes predictable, scratch directories, and fresh
+//! trace contexts. What a test writes under the temporary directory is removed when the test is
+//! done with it, so a run leaves nothing behind.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -22,11 +23,26 @@ fn unique() -> u64 {
     nanos ^ (COUNTER.fetch_add(1, Ordering::Relaxed) << 48) ^ u64::from(std::process::id())
 }
 
-/// Writes `json` to a fresh file in the temporary directory and returns its path.
-pub fn dice_file(json: &str) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("dice-lab-test-{:x}.json", unique()));
-    std::fs::write(&path, json).expect("the temporary directory is writable");
-    path
+/// Writes `json` to a fresh file in the temporary directory; the file is removed when the path
+/// is dropped (a die-service reads its file once, at start-up).
+pub fn dice_file(json: &str) -> tempfile::TempPath {
+    let mut file = tempfile::Builder::new()
+        .prefix("dice-lab-test-")
+        .suffix(".json")
+        .tempfile()
+        .expect("the temporary directory is writable");
+    std::io::Write::write_all(&mut file, json.as_bytes())
+        .expect("the temporary directory is writable");
+    file.into_temp_path()
+}
+
+/// A fresh directory under the temporary one, named after `name`, removed with what it holds when
+/// dropped.
+pub fn scratch_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("dice-lab-{name}-"))
+        .tempdir()
+        .expect("the temporary directory is writable")
 }
 
 /// A sampled W3C trace context: `(trace_id, parent_span_id, traceparent header)`.

@@ -24,7 +24,7 @@ fn services() -> &'static Services {
             .build()
             .unwrap();
         let (die_service, roller) = runtime.block_on(async {
-            let dice = die_service(Some(dice_file(TEST_DICE))).await;
+            let dice = die_service(Some(dice_file(TEST_DICE).to_path_buf())).await;
             let roller = dice_roller(roller_settings(&dice.url())).await;
             (dice, roller)
         });

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 /// A die-service on the test dice and a roller in front of it.
 async fn pair() -> (Running, Running) {
-    let dice = die_service(Some(dice_file(TEST_DICE))).await;
+    let dice = die_service(Some(dice_file(TEST_DICE).to_path_buf())).await;
     let roller = dice_roller(roller_settings(&dice.url())).await;
     (dice, roller)
 }
@@ -178,7 +178,7 @@ async fn every_bad_input_gets_a_clear_4xx() {
 
 #[tokio::test]
 async fn max_times_is_configurable_and_named_in_errors() {
-    let dice = die_service(Some(dice_file(TEST_DICE))).await;
+    let dice = die_service(Some(dice_file(TEST_DICE).to_path_buf())).await;
     let mut settings = roller_settings(&dice.url());
     settings.max_times = 1000;
     let roller = dice_roller(settings).await;

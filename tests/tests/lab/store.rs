@@ -6,6 +6,7 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use base64::Engine as _;
+use lab_tests::fixtures::scratch_dir;
 use lab_tests::http::{Target as _, send};
 use lab_tests::in_process::{self, Running};
 use lab_tests::process;
@@ -21,12 +22,16 @@ const WAIT: Duration = Duration::from_secs(15);
 /// The store's three addresses: the Tempo API's, OTLP's and Loki's.
 struct Store {
     running: Running,
+    /// The log files it reads, removed with the store.
+    _logs: tempfile::TempDir,
 }
 
 impl Store {
-    async fn start(log_dir: std::path::PathBuf, max_mib: u64) -> Self {
+    async fn start(logs: tempfile::TempDir, max_mib: u64) -> Self {
         Self {
-            running: in_process::store(in_process::store_settings(log_dir, max_mib)).await,
+            running: in_process::store(in_process::store_settings(logs.path().to_owned(), max_mib))
+                .await,
+            _logs: logs,
         }
     }
 
@@ -90,16 +95,9 @@ impl Store {
     }
 }
 
-fn scratch_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("dice-lab-store-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a scratch directory");
-    dir
-}
-
 #[tokio::test]
 async fn spans_from_the_services_come_back_in_tempos_shape() {
-    let store = Store::start(scratch_dir("shape"), 64).await;
+    let store = Store::start(scratch_dir("store-shape"), 64).await;
     let (_die_service, roller) =
         process::die_service_and_roller(&store.otlp(), &["--roll-delay-ms", "5..20"], &[]).await;
     let (trace_id, _, header) = lab_tests::fixtures::traceparent();
@@ -255,7 +253,7 @@ fn json_request(trace_id: &str, span_id: &str, name: &str) -> Value {
 
 #[tokio::test]
 async fn json_and_gzip_come_in_and_bad_bodies_lose_nothing() {
-    let store = Store::start(scratch_dir("bodies"), 64).await;
+    let store = Store::start(scratch_dir("store-bodies"), 64).await;
     let trace_id = "5b8efff798038103d269b633813fc60c";
     let request = json_request(trace_id, "eee19b7ec3c1b174", "by hand");
     let answer = store
@@ -367,7 +365,7 @@ async fn json_and_gzip_come_in_and_bad_bodies_lose_nothing() {
 
 #[tokio::test]
 async fn the_oldest_traces_go_when_the_budget_is_full() {
-    let store = Store::start(scratch_dir("budget"), 1).await;
+    let store = Store::start(scratch_dir("store-budget"), 1).await;
     let mut ids = Vec::new();
     for trace in 0..200u32 {
         let trace_id = format!("{:032x}", 0xabc0_0000u64 + u64::from(trace));
@@ -412,7 +410,7 @@ async fn the_oldest_traces_go_when_the_budget_is_full() {
 
 #[tokio::test]
 async fn the_loki_subset_answers_from_the_log_files_and_refuses_the_rest() {
-    let dir = scratch_dir("loki");
+    let dir = scratch_dir("store-loki");
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let now = time::OffsetDateTime::now_utc();
     let stamp = |ms: i64| {
@@ -426,9 +424,9 @@ async fn the_loki_subset_answers_from_the_log_files_and_refuses_the_rest() {
         json!({"timestamp": stamp(10), "level": "info", "service": "dice-roller", "message": "another trace", "trace_id": "0".repeat(32), "span_id": "a3ce929d0e0e4736"}),
     ];
     let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    std::fs::write(dir.join("dice-roller.log"), text + "not json\n").unwrap();
+    std::fs::write(dir.path().join("dice-roller.log"), text + "not json\n").unwrap();
     std::fs::write(
-        dir.join("die-service.log"),
+        dir.path().join("die-service.log"),
         format!("{}\n", json!({"timestamp": stamp(25), "level": "warn", "service": "die-service", "message": "served", "trace_id": trace_id})),
     )
     .unwrap();

@@ -19,6 +19,8 @@ const WAIT: Duration = Duration::from_secs(20);
 
 struct Lab {
     _store: Running,
+    /// The services' log files, which the store reads; removed with the lab.
+    _logs: tempfile::TempDir,
     die_service: Service,
     roller: Service,
     frontend: Service,
@@ -26,11 +28,9 @@ struct Lab {
 
 impl Lab {
     async fn start(name: &str) -> Self {
-        let logs =
-            std::env::temp_dir().join(format!("dice-lab-waterfall-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&logs);
-        std::fs::create_dir_all(&logs).unwrap();
-        let store = in_process::store(in_process::store_settings(logs.clone(), 32)).await;
+        let scratch = lab_tests::fixtures::scratch_dir(&format!("waterfall-{name}"));
+        let logs = scratch.path();
+        let store = in_process::store(in_process::store_settings(logs.to_owned(), 32)).await;
         let [tempo, otlp, loki] = [0, 1, 2].map(|i| format!("http://{}", store.addrs()[i]));
         let otel = [("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.as_str())];
         let log = |service: &str| logs.join(format!("{service}.log"));
@@ -66,6 +66,7 @@ impl Lab {
         .await;
         Self {
             _store: store,
+            _logs: scratch,
             die_service,
             roller,
             frontend,
