@@ -15,7 +15,6 @@ use bytes::Bytes;
 use http::StatusCode;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanKind;
-use opentelemetry_http::HeaderInjector;
 use prometheus::{Histogram, IntCounterVec, Registry};
 use telemetry::metrics;
 use telemetry::span::{self, Span};
@@ -238,7 +237,7 @@ impl Upstream {
             })
         };
         let mut headers = http::HeaderMap::new();
-        span.inject(&mut HeaderInjector(&mut headers));
+        span.inject(&mut crate::propagation::Outgoing(&mut headers));
         let started = Instant::now();
         // One time-out for the whole call: waiting for a turn counts against it.
         let deadline = started + self.timeout;

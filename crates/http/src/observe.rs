@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use http::{HeaderMap, Method, StatusCode};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanKind;
-use opentelemetry_http::HeaderExtractor;
 use prometheus::{HistogramVec, IntCounterVec, Registry};
 use telemetry::metrics;
 use telemetry::span::Span;
@@ -263,7 +262,7 @@ fn server_span(method: &'static str, template: Option<&'static str>, request: &R
         Some(template) => format!("{method} {template}"),
         None => method.to_owned(),
     };
-    let parent = telemetry::span::extract(&HeaderExtractor(&request.headers));
+    let parent = telemetry::span::extract(&crate::propagation::Incoming(&request.headers));
     Span::start(name, SpanKind::Server, &parent, || {
         let mut attributes = Vec::with_capacity(12);
         attributes.push(KeyValue::new("http.request.method", method));

@@ -87,8 +87,7 @@ pub fn init(info: ServiceInfo) -> Result<Telemetry, Error> {
         .add_directive(quiet("reqwest"))
         .add_directive(quiet("warp"))
         .add_directive(quiet("opentelemetry"))
-        .add_directive(quiet("opentelemetry_sdk"))
-        .add_directive(quiet("opentelemetry_http"));
+        .add_directive(quiet("opentelemetry_sdk"));
     let (json, logs) = logging::JsonLines::new(service_name);
     if let Some(provider) = &provider {
         let _ = span::TRACER.set(provider.tracer(info.name));
