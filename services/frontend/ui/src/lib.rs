@@ -10,7 +10,7 @@
 mod stats;
 pub mod trace_api;
 mod trace_view;
-mod watch;
+pub mod watch;
 pub mod waterfall;
 
 use serde::{Deserialize, Serialize};

@@ -55,7 +55,7 @@ impl Panel {
     pub(crate) fn watch(self, trace_id: String) {
         self.generation.update(|g| *g += 1);
         let generation = self.generation.get_untracked();
-        let watch = Watch::new(trace_id.clone());
+        let watch = Watch::new(trace_id.clone(), WAIT_MS);
         self.hovered.set(None);
         self.selected.set(None);
         self.publish(&watch);
@@ -447,7 +447,7 @@ mod tests {
                 line("r0", "dice-roller", "rolled 1"),
             ],
         };
-        let mut watch = Watch::new(trace.trace_id.clone());
+        let mut watch = Watch::new(trace.trace_id.clone(), WAIT_MS);
         watch.on_trace(Ok((200, serde_json::to_value(&trace).unwrap())));
         watch.on_logs(Ok((200, serde_json::to_value(&logs).unwrap())));
         watch
@@ -480,7 +480,7 @@ mod tests {
 
     #[test]
     fn while_waiting_the_panel_says_so() {
-        let mut watch = Watch::new("t".into());
+        let mut watch = Watch::new("t".into(), WAIT_MS);
         watch.on_trace(Ok((404, json!({"error": "no such trace"}))));
         let html = drawn(watch, "t", None);
         assert!(html.contains("id=\"trace-status\""), "{html}");

@@ -4,7 +4,8 @@
 //! once, so the page asks again every [`POLL_MS`] until the trace is whole and every span that
 //! writes a log line has one, or until [`WAIT_MS`] have passed. This module decides, from the
 //! answers so far, whether to ask again and what sentence to show meanwhile; it knows nothing of
-//! the browser, so the rules are unit-tested on the host.
+//! the browser, so the rules are unit-tested on the host, and `dice-lab trace` waits by the same
+//! rules in the terminal.
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -109,18 +110,22 @@ pub struct Watch {
     pub logs: Option<LogsAnswer>,
     trace_route: Route,
     logs_route: Route,
-    /// Set when [`WAIT_MS`] passed before everything arrived.
+    /// How long the caller waits before it gives up, in the sentences that say so.
+    wait_ms: f64,
+    /// Set when the wait passed before everything arrived.
     gave_up: bool,
 }
 
 impl Watch {
-    pub fn new(trace_id: String) -> Self {
+    /// Waits for `trace_id`; the caller gives up after `wait_ms` ([`Watch::give_up`]).
+    pub fn new(trace_id: String, wait_ms: f64) -> Self {
         Self {
             trace_id,
             trace: None,
             logs: None,
             trace_route: Route::new(),
             logs_route: Route::new(),
+            wait_ms,
             gave_up: false,
         }
     }
@@ -191,7 +196,7 @@ impl Watch {
         if let Some(error) = self.trace_route.error() {
             return Some(format!("Traces cannot be shown: {error}"));
         }
-        let waited = WAIT_MS / 1000.0;
+        let waited = self.wait_ms / 1000.0;
         match &self.trace {
             None if self.gave_up => Some(format!(
                 "No spans of this trace arrived in {waited} s: is the trace backend receiving them?"
@@ -259,14 +264,14 @@ mod tests {
 
     #[test]
     fn the_routes_are_the_trace_and_its_logs() {
-        let watch = Watch::new("4bf9".into());
+        let watch = Watch::new("4bf9".into(), WAIT_MS);
         assert_eq!(watch.trace_url(), "/api/traces/4bf9");
         assert_eq!(watch.logs_url(), "/api/traces/4bf9/logs");
     }
 
     #[test]
     fn it_waits_for_the_trace_then_for_missing_services_then_for_the_logs() {
-        let mut watch = Watch::new("t".into());
+        let mut watch = Watch::new("t".into(), WAIT_MS);
         assert!(watch.needs_trace() && watch.needs_logs());
         assert_eq!(watch.trace_status().unwrap(), "Waiting for the trace…");
         watch.on_trace(error(404, "no such trace"));
@@ -300,7 +305,7 @@ mod tests {
 
     #[test]
     fn after_the_wait_it_says_what_never_arrived() {
-        let mut nothing = Watch::new("t".into());
+        let mut nothing = Watch::new("t".into(), WAIT_MS);
         nothing.on_trace(error(404, "no such trace"));
         nothing.give_up();
         assert!(!nothing.polling());
@@ -315,7 +320,7 @@ mod tests {
 
         let mut partial = roll_multiple(2, 10, false);
         partial.waiting_for = vec!["dice-roller".into(), "die-service".into()];
-        let mut some = Watch::new("t".into());
+        let mut some = Watch::new("t".into(), WAIT_MS);
         some.on_trace(ok(&partial));
         some.on_logs(ok(&logs_for(&partial, &["f1", "r0", "r1"])));
         some.give_up();
@@ -332,7 +337,7 @@ mod tests {
     #[test]
     fn giving_up_when_everything_arrived_changes_nothing() {
         let whole = roll_multiple(1, 10, false);
-        let mut watch = Watch::new("t".into());
+        let mut watch = Watch::new("t".into(), WAIT_MS);
         watch.on_trace(ok(&whole));
         watch.on_logs(ok(&logs_for(&whole, &["f1", "d1", "r0"])));
         watch.give_up();
@@ -341,7 +346,7 @@ mod tests {
 
     #[test]
     fn an_unreachable_backend_is_retried_a_few_times_and_shown_meanwhile() {
-        let mut watch = Watch::new("t".into());
+        let mut watch = Watch::new("t".into(), WAIT_MS);
         for _ in 0..RETRIES {
             watch.on_trace(error(503, "Tempo is unreachable at http://tempo:3200"));
             assert!(watch.needs_trace());
@@ -360,7 +365,7 @@ mod tests {
         }));
         assert!(!watch.polling());
 
-        let mut back = Watch::new("t".into());
+        let mut back = Watch::new("t".into(), WAIT_MS);
         back.on_trace(Err(
             "The frontend cannot be reached. Is it still running?".into()
         ));
@@ -371,7 +376,7 @@ mod tests {
     #[test]
     fn other_errors_stop_the_route_at_once() {
         for status in [400, 502, 504] {
-            let mut watch = Watch::new("t".into());
+            let mut watch = Watch::new("t".into(), WAIT_MS);
             watch.on_trace(error(status, "not a trace id: t"));
             watch.on_logs(error(status, "not a trace id: t"));
             assert!(!watch.polling(), "{status}");
@@ -384,7 +389,7 @@ mod tests {
                 "Log lines cannot be shown: not a trace id: t"
             );
         }
-        let mut odd = Watch::new("t".into());
+        let mut odd = Watch::new("t".into(), WAIT_MS);
         odd.on_trace(Ok((200, json!({"spans": "none"}))));
         assert!(!odd.needs_trace());
         assert!(
@@ -394,7 +399,7 @@ mod tests {
             "{:?}",
             odd.trace_status()
         );
-        let mut silent = Watch::new("t".into());
+        let mut silent = Watch::new("t".into(), WAIT_MS);
         silent.on_trace(Ok((500, json!({}))));
         assert_eq!(
             silent.trace_status().unwrap(),
