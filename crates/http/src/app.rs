@@ -144,15 +144,7 @@ impl App {
         F: Filter<Extract = (Fut,), Error = Rejection> + Clone + Send + Sync + 'static,
         Fut: Future<Output = Response> + Send + 'static,
     {
-        let strict = filter
-            .and(raw_query())
-            .map(move |answer: Fut, query: String| async move {
-                match no_query(template, &query) {
-                    None => answer.await,
-                    Some(refusal) => refusal,
-                }
-            });
-        self.api_route_with_query(template, strict)
+        self.api_route_with_query(template, without_query(template, filter))
     }
 
     /// A route of the service's API that reads its own query (and says which parameters it
@@ -204,6 +196,30 @@ impl App {
         };
         Routes { filter, registry }
     }
+}
+
+/// `filter`, which takes no query: a request with one gets the contract's 400 naming `template`
+/// instead of the answer.
+pub fn without_query<F, Fut>(
+    template: &'static str,
+    filter: F,
+) -> impl Filter<Extract = (impl Future<Output = Response> + Send + 'static,), Error = Rejection>
++ Clone
++ Send
++ Sync
++ 'static
+where
+    F: Filter<Extract = (Fut,), Error = Rejection> + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response> + Send + 'static,
+{
+    filter
+        .and(raw_query())
+        .map(move |answer: Fut, query: String| async move {
+            match no_query(template, &query) {
+                None => answer.await,
+                Some(refusal) => refusal,
+            }
+        })
 }
 
 /// One route, observed; methods it does not answer get a 405.

@@ -57,7 +57,7 @@ pub fn method_not_allowed(message: String, allow: &'static str) -> Response {
 }
 
 /// The 400 of a route that takes no query parameters, when it was given some.
-pub fn no_query(template: &str, query: &str) -> Option<Response> {
+pub(crate) fn no_query(template: &str, query: &str) -> Option<Response> {
     (!query.is_empty()).then(|| {
         json_error(
             StatusCode::BAD_REQUEST,

@@ -19,10 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use frontend_ui::{Die, Initial};
-use lab_http::app::App;
+use lab_http::app::{App, without_query};
 use lab_http::client::{Upstream, UpstreamError};
 use lab_http::faults::FaultSettings;
-use lab_http::reply::{ErrorStatus, json, json_error, no_query, raw_query, result};
+use lab_http::reply::{ErrorStatus, json, json_error, raw_query, result};
 use lab_http::runner::StartError;
 use lab_http::server::{ConnectionSettings, Routes, Server};
 use parts::Part;
@@ -157,30 +157,20 @@ pub fn routes(settings: &Settings) -> Result<Routes, StartError> {
         });
     let trace = warp::path!("api" / "traces" / String)
         .and(with_state())
-        .and(raw_query())
-        .map(|id: String, state: Arc<State>, query: String| async move {
-            match no_query("/api/traces/{trace_id}", &query) {
-                Some(refusal) => refusal,
-                None => result(state.readers.trace(&id).await),
-            }
-        });
+        .map(|id: String, state: Arc<State>| async move { result(state.readers.trace(&id).await) });
     let logs = warp::path!("api" / "traces" / String / "logs")
         .and(with_state())
-        .and(raw_query())
-        .map(|id: String, state: Arc<State>, query: String| async move {
-            match no_query("/api/traces/{trace_id}/logs", &query) {
-                Some(refusal) => refusal,
-                None => result(state.readers.logs(&id).await),
-            }
-        });
+        .map(|id: String, state: Arc<State>| async move { result(state.readers.logs(&id).await) });
+    const TRACE: &str = "/api/traces/{trace_id}";
+    const LOGS: &str = "/api/traces/{trace_id}/logs";
     Ok(app
         .route("/", index)
         .route("/assets/{file}", asset)
         .api_route("/api/dice", dice)
         .api_route_with_query("/api/roll", roll)
         .api_route_with_query("/api/roll-async", roll_async)
-        .quiet_route("/api/traces/{trace_id}", trace)
-        .quiet_route("/api/traces/{trace_id}/logs", logs)
+        .quiet_route(TRACE, without_query(TRACE, trace))
+        .quiet_route(LOGS, without_query(LOGS, logs))
         .into_routes())
 }
 

@@ -696,6 +696,11 @@ async fn unknown_parameters_are_refused_on_the_api() {
         (&dice, "/admin/faults?x=1"),
         (&roller, "/admin/faults?x=1"),
         (&front, "/api/dice?x=1"),
+        (&front, "/api/traces/4bf92f3577b34da6a3ce929d0e0e4736?x=1"),
+        (
+            &front,
+            "/api/traces/4bf92f3577b34da6a3ce929d0e0e4736/logs?x=1",
+        ),
         (&front, "/admin/faults?x=1"),
     ] {
         let (status, body) = service.get(path).await;
