@@ -113,6 +113,23 @@ impl Browser {
             .unwrap_or_else(|e| panic!("cannot click #{id}: {e}"));
     }
 
+    /// Chooses `die` in the page's die menu.
+    pub async fn choose(&self, die: &str) {
+        let select = self.client.find(Locator::Id("die")).await.unwrap();
+        select
+            .select_by_value(die)
+            .await
+            .unwrap_or_else(|e| panic!("no die {die} to choose: {e}"));
+    }
+
+    /// Types `times` into the page's times field and clicks Roll Multiple.
+    pub async fn roll_multiple(&self, times: &str) {
+        let input = self.client.find(Locator::Id("times")).await.unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(times).await.unwrap();
+        self.click("roll-multiple").await;
+    }
+
     /// The texts of every element matching `css`.
     pub async fn texts(&self, css: &str) -> Vec<String> {
         let mut texts = Vec::new();

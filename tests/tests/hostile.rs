@@ -13,7 +13,7 @@ use lab_tests::http::Target as _;
 use lab_tests::otlp::Receiver;
 use lab_tests::process::Service;
 use lab_tests::trace::Expect as _;
-use lab_tests::{prom, signal};
+use lab_tests::{prom, signal, wait};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -438,11 +438,18 @@ async fn an_unread_stdout_costs_log_lines_not_answers() {
         text
     });
     let url = format!("http://{listen}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while get_status(&url, "/healthz", Duration::from_secs(1)).await != Some(200) {
-        assert!(Instant::now() < deadline, "the die-service did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait::until(
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        async || match get_status(&url, "/healthz", Duration::from_secs(1)).await {
+            Some(200) => Ok(()),
+            other => Err(format!(
+                "the die-service has not started: /healthz {other:?}"
+            )),
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
@@ -482,16 +489,16 @@ async fn an_unread_stdout_costs_log_lines_not_answers() {
 
     let stopping = Instant::now();
     assert!(signal::process(child.id(), signal::SIGTERM));
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            stopping.elapsed() < Duration::from_secs(10),
-            "the die-service ignored SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = wait::until(Duration::from_secs(10), Duration::from_millis(50), || {
+        std::future::ready(
+            child
+                .try_wait()
+                .unwrap()
+                .ok_or_else(|| "the die-service ignored SIGTERM".to_owned()),
+        )
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     let stderr = said.join().unwrap();
     eprintln!(
         "stdout unread: {answered}/20000 requests answered in {:.1} s; {dropped} log lines dropped; \

@@ -77,13 +77,6 @@ async fn numbers(browser: &Browser) -> Vec<Option<i64>> {
         .collect()
 }
 
-async fn roll_multiple(browser: &Browser, times: &str) {
-    let input = browser.client.find(Locator::Id("times")).await.unwrap();
-    input.clear().await.unwrap();
-    input.send_keys(times).await.unwrap();
-    browser.click("roll-multiple").await;
-}
-
 /// Waits until the page shows `count` rolls.
 async fn rolls_shown(browser: &Browser, count: usize) {
     browser
@@ -91,11 +84,6 @@ async fn rolls_shown(browser: &Browser, count: usize) {
             browser.texts("#rolls li").await.len() == count
         })
         .await;
-}
-
-async fn choose(browser: &Browser, die: &str) {
-    let select = browser.client.find(Locator::Id("die")).await.unwrap();
-    select.select_by_value(die).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -111,7 +99,7 @@ async fn a_user_rolls_dice_and_sees_results_statistics_and_errors() {
     );
 
     // Roll Once: one result, with its trace.
-    choose(&browser, "fair").await;
+    browser.choose("fair").await;
     browser.click("roll-once").await;
     rolls_shown(&browser, 1).await;
     let once = numbers(&browser).await;
@@ -134,7 +122,7 @@ async fn a_user_rolls_dice_and_sees_results_statistics_and_errors() {
     );
 
     // Roll Multiple: ten results and statistics that agree with them.
-    roll_multiple(&browser, "10").await;
+    browser.roll_multiple("10").await;
     rolls_shown(&browser, 10).await;
     let rolls = numbers(&browser).await;
     let values: Vec<i64> = rolls.iter().flatten().copied().collect();
@@ -185,8 +173,8 @@ async fn a_user_rolls_dice_and_sees_results_statistics_and_errors() {
     );
 
     // extreme fails half its rolls: the failures are marked and counted.
-    choose(&browser, "extreme").await;
-    roll_multiple(&browser, "30").await;
+    browser.choose("extreme").await;
+    browser.roll_multiple("30").await;
     rolls_shown(&browser, 30).await;
     let failed = browser.texts("#rolls li.failed").await.len();
     assert!(failed > 0, "extreme fails half its rolls");
@@ -213,7 +201,7 @@ async fn a_user_rolls_dice_and_sees_results_statistics_and_errors() {
 
     // The die-service goes away: a readable error, not a frozen page.
     lab.die_service.terminate().await;
-    choose(&browser, "fair").await;
+    browser.choose("fair").await;
     browser.click("roll-once").await;
     browser
         .wait_until("an error shows", WAIT, async || {
@@ -246,8 +234,8 @@ async fn roll_multiple_in_the_page_is_one_trace_from_the_frontend_to_every_roll(
     let lab = Lab::start().await;
     let browser = Browser::start().await;
     browser.open_hydrated(&lab.frontend.url()).await;
-    choose(&browser, "fair").await;
-    roll_multiple(&browser, "10").await;
+    browser.choose("fair").await;
+    browser.roll_multiple("10").await;
     rolls_shown(&browser, 10).await;
     let trace_id = browser.text("trace-id").await;
 

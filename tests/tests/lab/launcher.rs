@@ -222,39 +222,29 @@ fn dice_lab_up_load_status_and_a_clean_stop() {
     eprintln!("dice-lab load:\n{summary}");
 
     // Prometheus, scraping every 5 s, holds the rolls that the load made.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let rolls = loop {
+    let rolls = wait::until_blocking(Duration::from_secs(30), Duration::from_millis(500), || {
         let body: Value = http::get_json_blocking(
             "http://127.0.0.1:9090/api/v1/query?query=sum(dice_rolls_total)",
         );
-        let value = body["data"]["result"][0]["value"][1]
+        body["data"]["result"][0]["value"][1]
             .as_str()
-            .and_then(|v| v.parse::<f64>().ok());
-        if let Some(rolls) = value.filter(|r| *r > 0.0) {
-            break rolls;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus never held dice_rolls_total: {body}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|r| *r > 0.0)
+            .ok_or_else(|| format!("Prometheus holds no dice_rolls_total: {body}"))
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
     eprintln!("Prometheus holds {rolls} rolls");
 
     // SIGTERM: everything stops, in order, and frees its port.
     let stopping = Instant::now();
     assert!(signal::process(up.0.id(), signal::SIGTERM));
-    loop {
-        if let Some(status) = up.0.try_wait().unwrap() {
-            assert!(status.success(), "dice-lab up exits cleanly: {status}");
-            break;
-        }
-        assert!(
-            stopping.elapsed() < Duration::from_secs(60),
-            "dice-lab up did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let status = wait::until_blocking(Duration::from_secs(60), Duration::from_millis(100), || {
+        up.0.try_wait()
+            .unwrap()
+            .ok_or_else(|| "dice-lab up has not stopped".to_owned())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "dice-lab up exits cleanly: {status}");
     let mut rest = Vec::new();
     while let Ok(line) = said.recv_timeout(Duration::from_millis(200)) {
         rest.push(line);
@@ -298,10 +288,13 @@ impl Drop for Lab {
     fn drop(&mut self) {
         if self.0.try_wait().is_ok_and(|s| s.is_none()) {
             signal::process(self.0.id(), signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while self.0.try_wait().is_ok_and(|s| s.is_none()) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            let _ =
+                wait::until_blocking(Duration::from_secs(30), Duration::from_millis(100), || {
+                    match self.0.try_wait() {
+                        Ok(None) => Err("still running".to_owned()),
+                        _ => Ok(()),
+                    }
+                });
         }
     }
 }

@@ -90,18 +90,6 @@ async fn screenshot(browser: &Browser, name: &str) {
     browser.screenshot(&path).await;
 }
 
-async fn choose(browser: &Browser, die: &str) {
-    let select = browser.client.find(Locator::Id("die")).await.unwrap();
-    select.select_by_value(die).await.unwrap();
-}
-
-async fn roll_multiple(browser: &Browser, times: usize) {
-    let input = browser.client.find(Locator::Id("times")).await.unwrap();
-    input.clear().await.unwrap();
-    input.send_keys(&times.to_string()).await.unwrap();
-    browser.click("roll-multiple").await;
-}
-
 /// Waits until the waterfall holds `rolls` roll rows and says nothing is still arriving, then
 /// returns the roll bars' horizontal extents (left, right in pixels), earliest first.
 async fn whole_waterfall(browser: &Browser, rolls: usize) -> Vec<(f64, f64)> {
@@ -149,8 +137,8 @@ async fn ten_rolls_overlap_in_the_waterfall_with_their_log_lines_beneath() {
     let lab = Lab::start("overlap").await;
     let browser = Browser::start().await;
     browser.open_hydrated(&lab.frontend.url()).await;
-    choose(&browser, "fair").await;
-    roll_multiple(&browser, 10).await;
+    browser.choose("fair").await;
+    browser.roll_multiple("10").await;
     let bars = whole_waterfall(&browser, 10).await;
     let latest_start = bars.iter().map(|b| b.0).fold(f64::MIN, f64::max);
     let earliest_end = bars.iter().map(|b| b.1).fold(f64::MAX, f64::min);
@@ -231,7 +219,7 @@ async fn ten_rolls_overlap_in_the_waterfall_with_their_log_lines_beneath() {
     screenshot(&browser, "waterfall.png").await;
 
     // A hundred rolls stay readable: compact rows in a box that scrolls, not a page that grows.
-    roll_multiple(&browser, 100).await;
+    browser.roll_multiple("100").await;
     whole_waterfall(&browser, 100).await;
     let height = browser
         .client
@@ -288,8 +276,8 @@ async fn sequential_rolls_form_a_staircase_and_failures_are_marked() {
     assert_eq!(switched.status, 200, "{}", switched.body);
     let browser = Browser::start().await;
     browser.open_hydrated(&lab.frontend.url()).await;
-    choose(&browser, "fair").await;
-    roll_multiple(&browser, 5).await;
+    browser.choose("fair").await;
+    browser.roll_multiple("5").await;
     let bars = whole_waterfall(&browser, 5).await;
     for pair in bars.windows(2) {
         assert!(
@@ -312,8 +300,8 @@ async fn sequential_rolls_form_a_staircase_and_failures_are_marked() {
     )
     .await;
     assert_eq!(back.status, 200);
-    choose(&browser, "extreme").await;
-    roll_multiple(&browser, 20).await;
+    browser.choose("extreme").await;
+    browser.roll_multiple("20").await;
     whole_waterfall(&browser, 20).await;
     let failed_shown = browser.texts("#rolls li.failed").await.len();
     assert!(failed_shown > 0, "extreme fails half its rolls");
@@ -335,7 +323,7 @@ async fn a_stopped_die_service_reads_as_a_sentence_in_the_waterfall() {
     let browser = Browser::start().await;
     browser.open_hydrated(&lab.frontend.url()).await;
     lab.die_service.terminate().await;
-    choose(&browser, "fair").await;
+    browser.choose("fair").await;
     browser.click("roll-once").await;
     browser
         .wait_until("the waterfall says what failed", WAIT, async || {
