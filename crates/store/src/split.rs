@@ -8,6 +8,8 @@
 //! scope and only that trace's spans, byte for byte. Reading a trace frames its pieces as a
 //! request again ([`request`]); nothing is decoded until someone asks.
 
+use telemetry::wire;
+
 /// A trace id as bytes.
 pub(crate) type TraceKey = [u8; 16];
 
@@ -32,7 +34,7 @@ pub(crate) fn split(body: &[u8]) -> Result<(Vec<(TraceKey, Piece)>, u64), String
 pub(crate) fn request(pieces: &[Piece]) -> Vec<u8> {
     let mut out = Vec::with_capacity(pieces.iter().map(|p| p.len() + 6).sum());
     for piece in pieces {
-        put_bytes(&mut out, 1, piece);
+        wire::bytes(&mut out, 1, piece);
     }
     out
 }
@@ -68,37 +70,38 @@ fn split_resource(message: &[u8], pieces: &mut Vec<(TraceKey, Piece)>) -> Result
                     .spans
                     .iter()
                     .filter(|(t, _)| *t == trace)
-                    .map(|(_, span)| framed_len(2, span.len()))
+                    .map(|(_, span)| wire::framed(2, span.len()))
                     .sum();
                 let shared: usize = scope
                     .shared
                     .iter()
-                    .map(|(n, b)| framed_len(*n, b.len()))
+                    .map(|(n, b)| wire::framed(*n, b.len()))
                     .sum();
                 (spans > 0).then_some(shared + spans)
             })
             .collect();
         let size = shared
             .iter()
-            .map(|(n, b)| framed_len(*n, b.len()))
+            .map(|(n, b)| wire::framed(*n, b.len()))
             .sum::<usize>()
             + inner
                 .iter()
                 .flatten()
-                .map(|len| framed_len(2, *len))
+                .map(|len| wire::framed(2, *len))
                 .sum::<usize>();
         let mut piece = Vec::with_capacity(size);
         for (number, bytes) in &shared {
-            put_bytes(&mut piece, *number, bytes);
+            wire::bytes(&mut piece, *number, bytes);
         }
         for (scope, len) in scopes.iter().zip(&inner) {
             let Some(len) = len else { continue };
-            put_key(&mut piece, 2, *len);
+            wire::key(&mut piece, 2, 2);
+            wire::varint(&mut piece, *len as u64);
             for (number, bytes) in &scope.shared {
-                put_bytes(&mut piece, *number, bytes);
+                wire::bytes(&mut piece, *number, bytes);
             }
             for (_, span) in scope.spans.iter().filter(|(t, _)| *t == trace) {
-                put_bytes(&mut piece, 2, span);
+                wire::bytes(&mut piece, 2, span);
             }
         }
         debug_assert_eq!(piece.len(), size);
@@ -226,35 +229,6 @@ impl<'a> Iterator for Fields<'a> {
         }
         Some(field)
     }
-}
-
-/// Appends field `number` as length-delimited `bytes`.
-fn put_bytes(out: &mut Vec<u8>, number: u32, bytes: &[u8]) {
-    put_key(out, number, bytes.len());
-    out.extend_from_slice(bytes);
-}
-
-/// Appends the key and length of a length-delimited field `number` of `len` bytes.
-fn put_key(out: &mut Vec<u8>, number: u32, len: usize) {
-    put_varint(out, u64::from(number) << 3 | 2);
-    put_varint(out, len as u64);
-}
-
-/// The bytes a length-delimited field `number` of `len` bytes takes, framing included.
-fn framed_len(number: u32, len: usize) -> usize {
-    varint_len(u64::from(number) << 3 | 2) + varint_len(len as u64) + len
-}
-
-fn varint_len(value: u64) -> usize {
-    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
-}
-
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8 & 0x7f) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
 }
 
 #[cfg(test)]

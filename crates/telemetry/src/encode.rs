@@ -17,6 +17,8 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SpanData;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::wire::{bytes, framed, key, varint, varint_bytes, varint_len};
+
 /// `SpanFlags.SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK` and `..._IS_REMOTE_MASK`.
 const HAS_IS_REMOTE: u32 = 0x100;
 const IS_REMOTE: u32 = 0x200;
@@ -267,39 +269,8 @@ fn nanos(time: SystemTime) -> u64 {
     })
 }
 
-// Protobuf's wire format: proto3 leaves out scalars and strings that hold their default.
-
-#[inline]
-fn key(out: &mut Vec<u8>, number: u32, wire_type: u8) {
-    varint(out, u64::from(number) << 3 | u64::from(wire_type));
-}
-
-#[inline]
-fn varint(out: &mut Vec<u8>, value: u64) {
-    if value < 0x80 {
-        out.push(value as u8);
-    } else {
-        long_varint(out, value);
-    }
-}
-
-fn long_varint(out: &mut Vec<u8>, value: u64) {
-    let (bytes, used) = varint_bytes(value);
-    out.extend_from_slice(&bytes[..used]);
-}
-
-/// `value` as a varint: its bytes, and how many of them.
-#[inline]
-fn varint_bytes(mut value: u64) -> ([u8; 10], usize) {
-    let (mut bytes, mut used) = ([0; 10], 0);
-    while value >= 0x80 {
-        bytes[used] = (value as u8 & 0x7f) | 0x80;
-        value >>= 7;
-        used += 1;
-    }
-    bytes[used] = value as u8;
-    (bytes, used + 1)
-}
+// Fields as OTLP's messages hold them: proto3 leaves out scalars and strings that hold their
+// default.
 
 /// A length-delimited field whose contents `write` writes: `room` bytes are kept for the length
 /// (one for a small message, two for a span), and the contents are moved if it needs more or less.
@@ -330,26 +301,6 @@ fn nested(out: &mut Vec<u8>, number: u32, room: usize, write: impl FnOnce(&mut V
     out.copy_within(at + room..end, at + used);
     out.truncate(end + used - room);
     out[at..at + used].copy_from_slice(&prefix[..used]);
-}
-
-fn varint_len(value: u64) -> usize {
-    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
-}
-
-fn key_len(number: u32) -> usize {
-    varint_len(u64::from(number) << 3)
-}
-
-/// A length-delimited field of `len` bytes, framing included.
-fn framed(number: u32, len: usize) -> usize {
-    key_len(number) + varint_len(len as u64) + len
-}
-
-#[inline]
-fn bytes(out: &mut Vec<u8>, number: u32, value: &[u8]) {
-    key(out, number, 2);
-    varint(out, value.len() as u64);
-    out.extend_from_slice(value);
 }
 
 #[inline]

@@ -15,6 +15,7 @@ mod export;
 mod logging;
 pub mod metrics;
 pub mod span;
+pub mod wire;
 
 use std::time::Duration;
 
