@@ -6,9 +6,10 @@
 //! ([`frontend_ui::waterfall::text`]): one bar per span on a shared time axis, the summary line,
 //! then the trace's log lines. Spans and log lines leave the services in batches, so it asks again
 //! while some are still on their way, for at most `--wait`, by the page's own rules
-//! ([`frontend_ui::watch`]): a 404 is "not yet", a 503 (a backend restarting) is asked a few times
-//! more, any other error ends the wait; and it ends with the page's sentences on what never
-//! arrived.
+//! ([`frontend_ui::watch`]): a 404 is "not yet"; a 503 (a backend restarting) or a frontend that
+//! cannot be reached is asked a few times more; any other error stops asking that route. It ends
+//! with the page's sentences on what never arrived, and exits non-zero when the spans could not be
+//! read; log lines that could not be read are said on stderr.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -19,21 +20,23 @@ use serde_json::Value;
 
 /// How often the frontend is asked again while spans or log lines are on their way.
 const POLL: Duration = Duration::from_millis(250);
+/// The least and the most time one question is given.
+const MIN_ASK: Duration = Duration::from_secs(1);
+const MAX_ASK: Duration = Duration::from_secs(10);
 
 pub async fn run(url: &str, trace_id: &str, wait: Duration) -> ExitCode {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("an HTTP client");
+    let http = reqwest::Client::new();
     let base = url.trim_end_matches('/');
     let deadline = Instant::now() + wait;
     let mut watch = Watch::new(trace_id.to_owned(), wait.as_secs_f64() * 1000.0);
     loop {
         if watch.needs_trace() {
-            watch.on_trace(get(&http, &format!("{base}{}", watch.trace_url())).await);
+            let url = format!("{base}{}", watch.trace_url());
+            watch.on_trace(get(&http, &url, deadline).await);
         }
         if watch.needs_logs() {
-            watch.on_logs(get(&http, &format!("{base}{}", watch.logs_url())).await);
+            let url = format!("{base}{}", watch.logs_url());
+            watch.on_logs(get(&http, &url, deadline).await);
         }
         if Instant::now() >= deadline {
             watch.give_up();
@@ -44,33 +47,50 @@ pub async fn run(url: &str, trace_id: &str, wait: Duration) -> ExitCode {
         tokio::time::sleep(POLL).await;
     }
     let Some(trace) = &watch.trace else {
-        say!(
-            "dice-lab: {}",
-            watch.trace_status().unwrap_or_else(|| "no trace".into())
-        );
+        // Without spans, the sentence says why: none arrived, or they cannot be read.
+        if let Some(why) = watch.trace_status() {
+            say!("dice-lab: {why}");
+        }
         return ExitCode::FAILURE;
     };
     show!(
         "{}",
         waterfall::text(trace, watch.logs.as_ref(), terminal_width()).trim_end()
     );
-    for sentence in [watch.trace_status(), watch.logs_status()]
-        .into_iter()
-        .flatten()
-    {
-        show!("{sentence}");
+    let mut exit = ExitCode::SUCCESS;
+    match watch.trace_error() {
+        Some(error) => {
+            say!("dice-lab: the rest of the trace cannot be read: {error}");
+            exit = ExitCode::FAILURE;
+        }
+        None => {
+            if let Some(sentence) = watch.trace_status() {
+                show!("{sentence}");
+            }
+        }
     }
-    ExitCode::SUCCESS
+    match watch.logs_error() {
+        Some(error) => say!("dice-lab: no log lines: {error}"),
+        None => {
+            if let Some(sentence) = watch.logs_status() {
+                show!("{sentence}");
+            }
+        }
+    }
+    exit
 }
 
-/// One GET: its status and JSON body (`null` when the body is not JSON: the status says what went
-/// wrong), or why the frontend did not answer.
-async fn get(http: &reqwest::Client, url: &str) -> Answer {
+/// One GET, given until `deadline` (at least [`MIN_ASK`], at most [`MAX_ASK`]): its status and
+/// JSON body (`null` when the body is not JSON: the status says what went wrong), or why the
+/// frontend did not answer.
+async fn get(http: &reqwest::Client, url: &str, deadline: Instant) -> Answer {
+    let left = deadline.saturating_duration_since(Instant::now());
     let response = http
         .get(url)
+        .timeout(left.clamp(MIN_ASK, MAX_ASK))
         .send()
         .await
-        .map_err(|e| format!("cannot reach the frontend at {url}: {e}"))?;
+        .map_err(|e| format!("cannot reach the frontend at {url}: {}", e.without_url()))?;
     let status = response.status().as_u16();
     let body = response
         .bytes()

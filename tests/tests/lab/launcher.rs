@@ -2,7 +2,9 @@
 //! place of Alloy, Tempo and Loki), `status`, `load` whose traffic Prometheus then holds, a click's
 //! trace and log lines read back through the frontend and printed by `dice-lab trace`, and a
 //! SIGTERM that leaves no process and no port behind. These use the lab's fixed ports (8400-8402,
-//! 9090, and the store's 3200, 4318, 3100), so they run one after another in one test.
+//! 9090, and the store's 3200, 4318, 3100), so they run one after another in one test. What
+//! `dice-lab trace` says when there is no trace to print is checked apart, against a frontend and
+//! store in the test on free ports.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
@@ -37,13 +39,14 @@ fn dice_lab_up_load_status_and_a_clean_stop() {
             "port {port} is taken: stop whatever lab runs before testing"
         );
     }
-    let state = std::env::temp_dir().join(format!("dice-lab-up-{}", std::process::id()));
+    let scratch = lab_tests::fixtures::scratch_dir("up");
+    let state = scratch.path();
 
     // A taken port is named, and nothing starts.
     let blocker = std::net::TcpListener::bind("127.0.0.1:8401").unwrap();
     let refused = Command::new(binary("dice-lab"))
         .args(["up", "--state-dir"])
-        .arg(&state)
+        .arg(state)
         .output()
         .unwrap();
     assert!(!refused.status.success());
@@ -58,7 +61,7 @@ fn dice_lab_up_load_status_and_a_clean_stop() {
     // Up: the services and Prometheus, ready, with a table of URLs.
     let mut up = Lab(Command::new(binary("dice-lab"))
         .args(["up", "--state-dir"])
-        .arg(&state)
+        .arg(state)
         .env("ROLL_DELAY_MS", "0..50")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -278,7 +281,6 @@ fn dice_lab_up_load_status_and_a_clean_stop() {
         );
     }
     eprintln!("stopped in {:.2} s", stopping.elapsed().as_secs_f64());
-    let _ = std::fs::remove_dir_all(&state);
 }
 
 /// `dice-lab up`, stopped with SIGTERM (so that it stops its children) if a test fails first.
@@ -313,4 +315,94 @@ fn status_survives_a_reader_that_stops_reading() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(101), "it panicked:\n{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// `dice-lab trace` (the binary at `program`) with `args`: its exit status, stdout and stderr.
+async fn trace_command(program: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let program = program.to_owned();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let started = Instant::now();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(program)
+            .arg("trace")
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "dice-lab trace took {:?}",
+        started.elapsed()
+    );
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// What `dice-lab trace` says, and its exit status, when there is no trace to print: a bad id, a
+/// trace that never arrives, a trace backend that is down, a frontend that is not there. It asks by
+/// the page's rules and always ends, within `--wait` and a few retries.
+#[tokio::test]
+async fn dice_lab_trace_says_why_there_is_no_trace() {
+    use lab_tests::in_process;
+    let program = tokio::task::spawn_blocking(|| binary("dice-lab"))
+        .await
+        .unwrap();
+    let logs = lab_tests::fixtures::scratch_dir("trace-command");
+    let store = in_process::store(in_process::store_settings(logs.path().to_owned(), 8)).await;
+    let [tempo, _, loki] = [0, 1, 2].map(|i| format!("http://{}", store.addrs()[i]));
+    let mut settings = in_process::frontend_settings("http://127.0.0.1:9", "http://127.0.0.1:9");
+    settings.trace_query_url = tempo;
+    settings.log_query_url = loki;
+    let frontend = in_process::frontend(settings.clone()).await;
+    let url = format!("http://{}", frontend.addr());
+    let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+    let (ok, out, err) = trace_command(&program, &["not/an id", "--url", &url]).await;
+    assert!(!ok && out.is_empty(), "{out}{err}");
+    assert!(
+        err.starts_with("dice-lab: Traces cannot be shown: ") && err.contains("not a trace id"),
+        "{err}"
+    );
+
+    let (ok, out, err) = trace_command(&program, &[id, "--url", &url, "--wait", "1s"]).await;
+    assert!(!ok && out.is_empty(), "{out}{err}");
+    assert_eq!(
+        err.trim(),
+        "dice-lab: No spans of this trace arrived in 1 s: is the trace backend receiving them?"
+    );
+
+    settings.trace_query_url = "http://127.0.0.1:9".into();
+    let no_backend = in_process::frontend(settings).await;
+    let (ok, _, err) = trace_command(
+        &program,
+        &[
+            id,
+            "--url",
+            &format!("http://{}", no_backend.addr()),
+            "--wait",
+            "1s",
+        ],
+    )
+    .await;
+    assert!(!ok, "{err}");
+    assert!(
+        err.starts_with("dice-lab: Traces cannot be shown: ") && err.contains("127.0.0.1:9"),
+        "{err}"
+    );
+
+    let (ok, _, err) = trace_command(
+        &program,
+        &[id, "--url", "http://127.0.0.1:9", "--wait", "1s"],
+    )
+    .await;
+    assert!(!ok, "{err}");
+    assert!(
+        err.starts_with("dice-lab: Traces cannot be shown: cannot reach the frontend at http://127.0.0.1:9/api/traces/"),
+        "{err}"
+    );
 }

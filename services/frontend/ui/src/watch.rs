@@ -190,6 +190,17 @@ impl Watch {
         self.gave_up |= self.polling();
     }
 
+    /// Why the spans could not be read, when their route ended in an error (or was still retrying
+    /// one when the wait ended).
+    pub fn trace_error(&self) -> Option<&str> {
+        self.trace_route.error()
+    }
+
+    /// Why the log lines could not be read, as [`Watch::trace_error`].
+    pub fn logs_error(&self) -> Option<&str> {
+        self.logs_route.error()
+    }
+
     /// The sentence above the waterfall: still arriving, never arrived, or why it cannot be shown;
     /// `None` once the trace is whole.
     pub fn trace_status(&self) -> Option<String> {

@@ -222,10 +222,7 @@ pub fn same_span(a: &str, b: &str) -> bool {
 }
 
 /// The spans that should have log lines and have none among `logs` (all of them without logs).
-pub fn spans_without_logs<'a>(
-    trace: &'a TraceAnswer,
-    logs: Option<&LogsAnswer>,
-) -> Vec<&'a SpanRow> {
+fn spans_without_logs<'a>(trace: &'a TraceAnswer, logs: Option<&LogsAnswer>) -> Vec<&'a SpanRow> {
     let logged: HashSet<String> = logs
         .into_iter()
         .flat_map(|logs| &logs.lines)
@@ -240,7 +237,7 @@ pub fn spans_without_logs<'a>(
 }
 
 /// The services of [`spans_without_logs`], each once, in waterfall order.
-pub fn services_without_logs(trace: &TraceAnswer, logs: Option<&LogsAnswer>) -> Vec<String> {
+pub(crate) fn services_without_logs(trace: &TraceAnswer, logs: Option<&LogsAnswer>) -> Vec<String> {
     let mut services: Vec<String> = Vec::new();
     for span in spans_without_logs(trace, logs) {
         if !services.contains(&span.service) {
@@ -251,7 +248,7 @@ pub fn services_without_logs(trace: &TraceAnswer, logs: Option<&LogsAnswer>) -> 
 }
 
 /// "a", "a and b", "a, b and c".
-pub fn names(list: &[String]) -> String {
+pub(crate) fn names(list: &[String]) -> String {
     match list {
         [] => String::new(),
         [only] => only.clone(),
