@@ -100,7 +100,8 @@ impl App {
     }
 
     /// A GET route that tools poll: counted, with no span, its access line at debug, no fault.
-    /// `filter` reads its own query, if it takes one.
+    /// `filter` reads its own query, if it takes one; [`without_query`] refuses any for one that
+    /// takes none.
     pub fn quiet_route<F, Fut>(self, template: &'static str, filter: F) -> Self
     where
         F: Filter<Extract = (Fut,), Error = Rejection> + Clone + Send + Sync + 'static,

@@ -6,12 +6,12 @@
 //! [`server::Server`] serves the result on a listener until a shutdown signal and drains it;
 //! [`runner::run_service`] is the life of a service binary around both. [`client::Upstream`] makes
 //! the calls to other services, as CLIENT spans with their own errors and metrics. [`reply`] holds
-//! the JSON answers, and the one mapping from an error to its status; [`propagation`] the W3C
-//! trace context headers.
+//! the JSON answers, and the one mapping from an error to its status; `propagation` reads and
+//! writes the W3C trace context headers.
 //!
-//! Modules depend one way: `reply` and `server` at the bottom; `observe` uses both and `propagation`, `faults` uses
-//! `observe` and `reply`, `app` uses all four; `client` uses `reply` and `propagation`; `runner` uses `server` and
-//! `client`.
+//! Modules depend one way: `reply`, `server` and `propagation` at the bottom; `observe` uses all
+//! three; `faults` uses `observe` and `reply`; `app` uses `faults`, `observe`, `reply` and
+//! `server`; `client` uses `reply` and `propagation`; `runner` uses `server` and `client`.
 
 pub mod app;
 pub mod client;

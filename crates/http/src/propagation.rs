@@ -11,7 +11,8 @@ use opentelemetry::propagation::{Extractor, Injector};
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
-/// The header named `key`: one of the two the propagator uses, or any other by its name.
+/// The header named `key`, for writing: one of the two the propagator uses, or any other by its
+/// name.
 fn name(key: &str) -> Option<HeaderName> {
     match key {
         "traceparent" => Some(TRACEPARENT),
@@ -25,7 +26,22 @@ pub(crate) struct Incoming<'a>(pub(crate) &'a HeaderMap);
 
 impl Extractor for Incoming<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(name(key)?)?.to_str().ok()
+        let value = match key {
+            "traceparent" => self.0.get(TRACEPARENT),
+            "tracestate" => self.0.get(TRACESTATE),
+            _ => self.0.get(key),
+        };
+        value?.to_str().ok()
+    }
+
+    fn get_all(&self, key: &str) -> Option<Vec<&str>> {
+        let values: Vec<&str> = self
+            .0
+            .get_all(key)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        (!values.is_empty()).then_some(values)
     }
 
     fn keys(&self) -> Vec<&str> {
@@ -41,6 +57,10 @@ impl Injector for Outgoing<'_> {
         if let (Some(name), Ok(value)) = (name(key), HeaderValue::try_from(value)) {
             self.0.insert(name, value);
         }
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        self.0.reserve(additional);
     }
 }
 
@@ -67,6 +87,12 @@ mod tests {
             "4bf92f3577b34da6a3ce929d0e0e4736"
         );
         assert_eq!(Incoming(&incoming).get("x-other"), Some("kept apart"));
+        incoming.append("x-other", HeaderValue::from_static("and another"));
+        assert_eq!(
+            Incoming(&incoming).get_all("x-other"),
+            Some(vec!["kept apart", "and another"])
+        );
+        assert_eq!(Incoming(&incoming).get_all("x-none"), None);
         assert_eq!(Incoming(&incoming).keys().len(), 3);
 
         let mut outgoing = HeaderMap::new();

@@ -95,8 +95,7 @@ fn split_resource(message: &[u8], pieces: &mut Vec<(TraceKey, Piece)>) -> Result
         }
         for (scope, len) in scopes.iter().zip(&inner) {
             let Some(len) = len else { continue };
-            wire::key(&mut piece, 2, 2);
-            wire::varint(&mut piece, *len as u64);
+            wire::length_delimited(&mut piece, 2, *len);
             for (number, bytes) in &scope.shared {
                 wire::bytes(&mut piece, *number, bytes);
             }

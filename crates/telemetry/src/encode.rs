@@ -17,7 +17,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SpanData;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::wire::{bytes, framed, key, varint, varint_bytes, varint_len};
+use crate::wire::{bytes, framed, key, length_delimited, varint, varint_bytes, varint_len};
 
 /// `SpanFlags.SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK` and `..._IS_REMOTE_MASK`.
 const HAS_IS_REMOTE: u32 = 0x100;
@@ -68,14 +68,11 @@ pub(crate) fn request(resource: &EncodedResource, groups: &[ScopeGroup]) -> Vec<
         + scope_lens.iter().map(|len| framed(2, *len)).sum::<usize>()
         + string_len(3, &resource.schema_url);
     let mut out = Vec::with_capacity(framed(1, resource_spans));
-    key(&mut out, 1, 2);
-    varint(&mut out, resource_spans as u64);
+    length_delimited(&mut out, 1, resource_spans);
     bytes(&mut out, 1, &resource.resource);
     for ((scope, spans), len) in groups.iter().zip(scope_lens) {
-        key(&mut out, 2, 2);
-        varint(&mut out, len as u64);
-        key(&mut out, 1, 2);
-        varint(&mut out, scope_len(scope) as u64);
+        length_delimited(&mut out, 2, len);
+        length_delimited(&mut out, 1, scope_len(scope));
         string(&mut out, 1, scope.name());
         string(&mut out, 2, scope.version().unwrap_or_default());
         for attribute in scope.attributes() {

@@ -16,7 +16,7 @@
 //! A [`Leaf`] is a span that never has children, such as a `roll`: it is the SDK's span itself,
 //! never put in a context, which saves a `Span` its context's allocations and locks and the
 //! attaching and detaching around each log line (a batch of rolls makes a hundred of them at
-//! once). While [`Leaf::in_scope`] runs, log lines carry its ids ([`current_ids`]).
+//! once). While [`Leaf::in_scope`] runs, log lines carry its ids (`current_ids`).
 
 use std::borrow::Cow;
 use std::cell::Cell;

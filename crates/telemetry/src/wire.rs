@@ -1,6 +1,6 @@
 //! Protobuf's wire format, as far as writing OTLP takes it: field keys, varints and
-//! length-delimited fields. The services' exporter ([`crate::encode`]) writes spans with it, and
-//! the lab's store frames the pieces of the requests it keeps.
+//! length-delimited fields. The services' exporter writes spans with it, and the lab's store
+//! frames the pieces of the requests it keeps.
 
 /// The key of field `number` of `wire_type` (0 varint, 1 fixed 64-bit, 2 length-delimited, 5
 /// fixed 32-bit).
@@ -26,7 +26,7 @@ fn long_varint(out: &mut Vec<u8>, value: u64) {
 
 /// `value` as a varint: its bytes, and how many of them.
 #[inline]
-pub fn varint_bytes(mut value: u64) -> ([u8; 10], usize) {
+pub(crate) fn varint_bytes(mut value: u64) -> ([u8; 10], usize) {
     let (mut bytes, mut used) = ([0; 10], 0);
     while value >= 0x80 {
         bytes[used] = (value as u8 & 0x7f) | 0x80;
@@ -38,7 +38,7 @@ pub fn varint_bytes(mut value: u64) -> ([u8; 10], usize) {
 }
 
 /// The bytes `value` takes as a varint.
-pub fn varint_len(value: u64) -> usize {
+pub(crate) fn varint_len(value: u64) -> usize {
     (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
 }
 
@@ -52,10 +52,16 @@ pub fn framed(number: u32, len: usize) -> usize {
     key_len(number) + varint_len(len as u64) + len
 }
 
+/// The key and length of length-delimited field `number`, whose `len` bytes come next.
+#[inline]
+pub fn length_delimited(out: &mut Vec<u8>, number: u32, len: usize) {
+    key(out, number, 2);
+    varint(out, len as u64);
+}
+
 /// Field `number` as length-delimited `value`: key, length, bytes.
 #[inline]
 pub fn bytes(out: &mut Vec<u8>, number: u32, value: &[u8]) {
-    key(out, number, 2);
-    varint(out, value.len() as u64);
+    length_delimited(out, number, value.len());
     out.extend_from_slice(value);
 }

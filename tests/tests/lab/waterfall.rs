@@ -19,11 +19,11 @@ const WAIT: Duration = Duration::from_secs(20);
 
 struct Lab {
     _store: Running,
-    /// The services' log files, which the store reads; removed with the lab.
-    _logs: tempfile::TempDir,
     die_service: Service,
     roller: Service,
     frontend: Service,
+    /// The services' log files, which the store reads; removed after the services stop.
+    _logs: tempfile::TempDir,
 }
 
 impl Lab {
@@ -66,10 +66,10 @@ impl Lab {
         .await;
         Self {
             _store: store,
-            _logs: scratch,
             die_service,
             roller,
             frontend,
+            _logs: scratch,
         }
     }
 }
