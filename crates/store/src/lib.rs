@@ -2,10 +2,10 @@
 //! Tempo and Loki are not installed.
 //!
 //! It listens where the lab's parts look for those three, and every port answers every route:
-//! OTLP/HTTP trace exports (`POST /v1/traces`, Alloy's 4318, in [`receiver`]) go into a fixed
-//! budget of memory ([`memory`]: recent traces, oldest evicted first); [`query`] answers Tempo's
+//! OTLP/HTTP trace exports (`POST /v1/traces`, Alloy's 4318, in `receiver`) go into a fixed
+//! budget of memory (`memory`: recent traces, oldest evicted first); `query` answers Tempo's
 //! trace-by-id API (`/api/traces/{id}` and `/api/v2/traces/{id}`, Tempo's 3200) from it, and the
-//! subset of Loki's `query_range` that the frontend sends (Loki's 3100, [`loki`]) from the
+//! subset of Loki's `query_range` that the frontend sends (Loki's 3100, `loki`) from the
 //! services' JSON log files. `/ready` answers as Tempo's and Loki's do, `/metrics` counts
 //! what came in and what was evicted. The store writes JSON logs like the services, but exports no
 //! spans of its own, and its routes log their requests at debug: reading traces makes none.

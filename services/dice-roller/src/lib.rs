@@ -4,8 +4,8 @@
 //! `fetch=each`, once per roll) and then runs `times` rolls at once, polled together in the
 //! request's task, each in its own `roll` span under the request's server span, so a trace shows
 //! them side by side
-//! ([`rolling`]). Each roll waits its simulated delay on a timer, never blocking a thread. Every
-//! way a roll request can fail is a [`rolling::RollError`], mapped to its status in one place. The
+//! (`rolling`). Each roll waits its simulated delay on a timer, never blocking a thread. Every
+//! way a roll request can fail is a `rolling::RollError`, mapped to its status in one place. The
 //! roller owns the `sequential` fault switch (the lab guide's bug hunt), which rolls a batch one
 //! roll at a time. [`build`] returns the server bound to the configured address; `main.rs` only
 //! parses [`Settings`] and calls [`run`].

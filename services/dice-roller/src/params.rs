@@ -104,7 +104,7 @@ impl Params {
     }
 }
 
-/// At most [`QUOTE_LEN`] characters of `text`, with an ellipsis when cut.
+/// At most `QUOTE_LEN` (40) characters of `text`, with an ellipsis when cut.
 pub fn quote(text: &str) -> String {
     let mut shown: String = text.chars().take(QUOTE_LEN).collect();
     if shown.len() < text.len() {

@@ -3,7 +3,7 @@
 //! `GET /dice` lists every die sorted by type and `GET /dice/{type}` returns one; an unknown type is
 //! a JSON 404 that adds no metric series. `die_face_ratio` publishes each die's expected
 //! distribution, so dashboards can set what was rolled beside what should have been. The file is
-//! read and checked once at start-up ([`dice_file`]), so a bad file stops the service before it
+//! read and checked once at start-up (`dice_file`), so a bad file stops the service before it
 //! listens. [`build`] returns the server bound to the configured address; `main.rs` only parses
 //! [`Settings`] and calls [`run`].
 

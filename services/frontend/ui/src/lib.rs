@@ -1,7 +1,7 @@
 //! The dice-lab frontend's page, written once for both sides of the wire.
 //!
 //! On the server (`cargo build` for the host) [`render`] turns the page's [`Initial`] state into
-//! HTML for the first paint. In the browser (`wasm32`) [`start`] reads the same state from the
+//! HTML for the first paint. In the browser (`wasm32`) `start` reads the same state from the
 //! page and hydrates that HTML, so the buttons come alive without a second render. The page asks
 //! the frontend's own `/api/*` routes for rolls; every answer carries the `trace_id` of the trace it
 //! started, which the page shows (as a Grafana Explore link when a Grafana URL is set), and under
