@@ -223,8 +223,15 @@ impl Shared {
         self.shards[at].0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Takes the shards' batches that `take` chooses; says whether a batch is left in a shard.
-    fn take_from_shards(&self, take: impl Fn(&Batch) -> bool) -> (Vec<Batch>, bool) {
+    /// Moves the shards' batches that `take` chooses to the ready ones, joined into as few as
+    /// the batch size allows; says whether a batch is left in a shard. `state` is let go while the
+    /// shards are visited, so that no thread ending a span waits for it meanwhile.
+    fn gather<'a>(
+        &'a self,
+        state: MutexGuard<'a, State>,
+        take: impl Fn(&Batch) -> bool,
+    ) -> (MutexGuard<'a, State>, bool) {
+        drop(state);
         let mut taken = Vec::new();
         let mut left = false;
         for shard in &self.shards {
@@ -236,7 +243,10 @@ impl Shared {
                 None => {}
             }
         }
-        (taken, left)
+        let mut state = self.lock();
+        let joined = join(taken, self.config.batch, &mut state.spare);
+        state.ready.extend(joined);
+        (state, left)
     }
 
     /// Draws up to `draw` places in the queue, as many as are free.
@@ -458,11 +468,7 @@ fn export_batches(shared: &Shared, sender: &dyn Sender, endpoint: &str) {
         if state.flushes_asked > state.flushes_done || state.shutdown {
             // Everything that waits when the flush is asked: the ready batches and every shard's.
             let asked = state.flushes_asked;
-            drop(state);
-            let (taken, _) = shared.take_from_shards(|_| true);
-            state = shared.lock();
-            let taken = join(taken, config.batch, &mut state.spare);
-            state.ready.extend(taken);
+            state = shared.gather(state, |_| true).0;
             for _ in 0..state.ready.len() {
                 state = exports.send_first(state);
             }
@@ -481,12 +487,9 @@ fn export_batches(shared: &Shared, sender: &dyn Sender, endpoint: &str) {
         }
         let now = Instant::now();
         if tick.is_some_and(|tick| now >= tick) {
-            drop(state);
-            let (taken, left) = shared.take_from_shards(|batch| tick_after(batch.since) <= now);
+            let left;
+            (state, left) = shared.gather(state, |batch| tick_after(batch.since) <= now);
             tick = left.then(|| tick_after(now));
-            state = shared.lock();
-            let taken = join(taken, config.batch, &mut state.spare);
-            state.ready.extend(taken);
         }
         if !state.ready.is_empty() {
             state = exports.send_first(state);

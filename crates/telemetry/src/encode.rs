@@ -7,7 +7,8 @@
 //! bytes ([`request`]), with no structs in between. Protobuf needs every length before its
 //! contents: a span's messages are written first and their length put in front after, in the one
 //! byte kept for it (or more, moving the message, for one of 128 bytes or more: see [`nested`]);
-//! a request, whose spans are already written, is measured first (the `*_len` functions). The field numbers are those of `opentelemetry/proto/trace/v1/trace.proto`,
+//! a request, whose spans are already written, is measured first (the `*_len` functions). The
+//! field numbers are those of `opentelemetry/proto/trace/v1/trace.proto`,
 //! `common/v1/common.proto` and `resource/v1/resource.proto` (OTLP 1.x), and a test checks the
 //! result against `opentelemetry-proto`'s own conversion.
 
