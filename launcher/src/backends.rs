@@ -80,14 +80,7 @@ pub fn plan(state: &Path) -> std::io::Result<Plan> {
     }
     let mut components = Vec::new();
     for (part, program) in found {
-        components.push(match part {
-            Part::Prometheus => prometheus(state, program)?,
-            Part::Loki => loki(state, program)?,
-            Part::Tempo => tempo(state, program)?,
-            Part::Alloy => alloy(state, program)?,
-            Part::Grafana => grafana(state, program)?,
-            service => unreachable!("{service} is no backend"),
-        });
+        components.push(configure(part, state, program)?);
     }
     if store {
         components.push(
@@ -98,6 +91,23 @@ pub fn plan(state: &Path) -> std::io::Result<Plan> {
         components,
         missing,
     })
+}
+
+/// The backend `part`, run by `program`, with the project's configuration of it written under
+/// `state`: what `dice-lab up` starts for it.
+///
+/// # Panics
+///
+/// If `part` is a service or the store, which are no backends.
+pub fn configure(part: Part, state: &Path, program: PathBuf) -> std::io::Result<Component> {
+    match part {
+        Part::Prometheus => prometheus(state, program),
+        Part::Loki => loki(state, program),
+        Part::Tempo => tempo(state, program),
+        Part::Alloy => alloy(state, program),
+        Part::Grafana => grafana(state, program),
+        other => panic!("{other} is no backend"),
+    }
 }
 
 fn prometheus(state: &Path, program: PathBuf) -> std::io::Result<Component> {
@@ -145,6 +155,8 @@ fn alloy(state: &Path, program: PathBuf) -> std::io::Result<Component> {
         dir.join("config").display().to_string(),
         format!("--server.http.listen-addr={}", Part::Alloy.default_listen()),
         format!("--storage.path={}", dir.join("data").display()),
+        // As the NixOS module runs it: no usage report sent home from a workshop's laptops.
+        "--disable-reporting".into(),
     ];
     Ok(Component::backend(Part::Alloy, program, args)
         .with_env("DICE_LAB_LOG_DIR", state.join("logs").join("services")))

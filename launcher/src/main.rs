@@ -8,34 +8,12 @@
 //! same binary (`dice-lab serve SERVICE`), so `cargo run -p dice-lab -- up` builds all that is
 //! needed.
 
-/// `eprintln!` that survives a closed stderr: the launcher must go on stopping its children even
-/// when whoever read its output has gone.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
-
-/// `println!` that survives a closed stdout, as in `dice-lab status | head -n 3`.
-macro_rules! show {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
-
-mod backends;
-mod component;
-mod load;
-mod stack;
-mod trace;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use dice_lab::{load, stack, trace};
 
 #[derive(Parser)]
 #[command(version, about = "Runs the dice-lab observability lab.")]

@@ -21,7 +21,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a component may take to stop after SIGTERM: longer than a service's own shutdown
 /// (its drain of open requests, then the flush of its spans and its log lines), so that a
 /// service is never killed while it still ends cleanly.
-const STOP_GRACE: Duration = lab_http::server::DRAIN_TIMEOUT
+pub const STOP_GRACE: Duration = lab_http::server::DRAIN_TIMEOUT
     .saturating_add(telemetry::FLUSH_TIMEOUT)
     .saturating_add(telemetry::LOG_CLOSE_TIMEOUT)
     .saturating_add(Duration::from_secs(3));
