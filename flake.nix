@@ -20,6 +20,14 @@
       builtins.filter (lib.meta.availableOn pkgs.stdenv.hostPlatform)
       (with pkgs; [grafana-alloy grafana-loki tempo prometheus grafana]);
 
+    # The backends with the command-line tools of theirs that the dev shell (the tests run
+    # `promtool`) and the checks need: nixpkgs' prometheus keeps `promtool` in its `cli` output,
+    # where nixpkgs' own Prometheus module reaches it (`cfg.package.cli`), so a list that names
+    # `prometheus` alone does not put it on PATH. `nix run` needs only the servers.
+    backendTools = pkgs:
+      backends pkgs
+      ++ lib.optional (builtins.elem pkgs.prometheus (backends pkgs)) pkgs.prometheus.cli;
+
     packagesFor = pkgs:
       import ./nix/packages.nix {
         inherit pkgs;
@@ -41,7 +49,7 @@
         inputsFrom = [(packagesFor pkgs).dice-lab];
         packages =
           (with pkgs; [clippy rustfmt rust-analyzer alejandra deadnix wrk])
-          ++ backends pkgs
+          ++ backendTools pkgs
           ++ lib.optionals pkgs.stdenv.isLinux (with pkgs; [chromium chromedriver docker-client]);
       };
     });
@@ -59,7 +67,7 @@
         # carries: what the repository's tests can only check against the backends' sources.
         backend-configs = import ./nix/backend-configs.nix {
           inherit pkgs;
-          backends = backends pkgs;
+          backends = backendTools pkgs;
         };
         nix-lint = pkgs.runCommand "dice-lab-nix-lint" {nativeBuildInputs = [pkgs.alejandra pkgs.deadnix];} ''
           cd ${self}

@@ -32,6 +32,16 @@
   urlFor = port: "http://${bracket connectHost}:${toString port}";
   listenOn = port: "${bracket cfg.listenAddress}:${toString port}";
 
+  # Where people's browsers reach what listens on `listenAddress`: a loopback address is the
+  # browser's own machine, `localhost`; any other address is used as it is; a wildcard names no
+  # address a browser could use, so nothing can be derived from it (an assertion below asks for
+  # `frontend.grafanaUrl`).
+  wildcard = builtins.elem cfg.listenAddress ["0.0.0.0" "::"];
+  browserHost =
+    if cfg.listenAddress == "localhost" || cfg.listenAddress == "::1" || lib.hasPrefix "127." cfg.listenAddress
+    then "localhost"
+    else bracket cfg.listenAddress;
+
   serviceOptions = name: port: {
     port = mkOption {
       type = types.port;
@@ -112,10 +122,7 @@
     prometheusConfig.scrape_configs;
 
   # Alloy reads every `*.alloy` file of a directory: the shared pipelines plus the journal source.
-  alloyConfig = pkgs.linkFarm "dice-lab-alloy" (map (name: {
-    inherit name;
-    path = observability + "/alloy/${name}";
-  }) ["traces.alloy" "logs.alloy" "logs-journal.alloy"]);
+  alloyConfig = (import ../nix/alloy.nix {inherit pkgs;}).nixos;
 
   grafanaSecrets = "/var/lib/dice-lab/grafana";
   grafanaDashboards = lib.importJSON (observability + "/grafana/dashboards.json");
@@ -133,8 +140,13 @@ in {
     listenAddress = mkOption {
       type = types.str;
       default = "127.0.0.1";
-      example = "0.0.0.0";
-      description = "Address the three services listen on.";
+      example = "192.168.1.10";
+      description = ''
+        Address the three services listen on, and Grafana with
+        {option}`services.dice-lab.observability.enable`. Links to Grafana use it too (see
+        {option}`services.dice-lab.frontend.grafanaUrl`); with a wildcard (`0.0.0.0`, `::`), set
+        that option to the address people's browsers use.
+      '';
     };
 
     openFirewall = mkOption {
@@ -163,11 +175,20 @@ in {
         grafanaUrl = mkOption {
           type = types.nullOr types.str;
           default =
-            if cfg.observability.enable
-            then "http://localhost:${toString config.services.grafana.settings.server.http_port}"
+            if cfg.observability.enable && !wildcard
+            then "http://${browserHost}:${toString config.services.grafana.settings.server.http_port}"
             else null;
-          defaultText = literalExpression ''if observability.enable then "http://localhost:3000" else null'';
-          description = "Grafana as the user's browser reaches it, for the page's links to a trace.";
+          defaultText = lib.literalMD ''
+            with `observability.enable`, `"http://localhost:3000"` for a loopback `listenAddress`,
+            `"http://<listenAddress>:3000"` for any other but a wildcard, which needs it set; else
+            `null`
+          '';
+          example = "http://lab.example.org:3000";
+          description = ''
+            Grafana as people's browsers reach it, for the page's links to a trace; with
+            {option}`services.dice-lab.observability.enable`, also Grafana's own `root_url`, for
+            the links Grafana makes.
+          '';
         };
       };
 
@@ -224,6 +245,19 @@ in {
     }
 
     (mkIf cfg.observability.enable {
+      assertions = [
+        {
+          assertion = !(wildcard && cfg.frontend.grafanaUrl == null);
+          message = ''
+            services.dice-lab.listenAddress is "${cfg.listenAddress}", which listens everywhere but
+            is no address a browser can use, so dice-lab cannot tell where people reach Grafana.
+            Set services.dice-lab.frontend.grafanaUrl to Grafana as their browsers reach it, e.g.
+            "http://192.168.1.10:3000" or "http://lab.example.org:3000": the page links each trace
+            there, and Grafana's root_url follows it.
+          '';
+        }
+      ];
+
       services.alloy = {
         enable = true;
         configPath = alloyConfig;
@@ -259,8 +293,12 @@ in {
       services.grafana = {
         enable = true;
         settings = lib.recursiveUpdate (lib.importJSON (observability + "/grafana/settings.json")) {
-          # Grafana is for people's browsers: it listens where the services do.
-          server.http_addr = cfg.listenAddress;
+          # Grafana is for people's browsers: it listens where the services do, and the links it
+          # makes (root_url) point where the page's links to it do.
+          server = {
+            http_addr = cfg.listenAddress;
+            root_url = mkIf (cfg.frontend.grafanaUrl != null) (lib.mkDefault cfg.frontend.grafanaUrl);
+          };
           security = {
             admin_password = "$__file{${grafanaSecrets}/admin-password}";
             secret_key = "$__file{${grafanaSecrets}/secret-key}";

@@ -2,13 +2,19 @@
 //! boots the VM test; see docs/nix.md for what is checked where). Every `.nix` file must parse with the real
 //! `nix-instantiate`, be formatted as the flake's `formatter` (alejandra) would leave it, and have
 //! no dead code by `deadnix`. The module must read the backends' configurations from the files
-//! `dice-lab up` uses, and name its systemd units as the Alloy journal source expects. A missing
-//! `nix-instantiate` or `deadnix` fails these tests with how to install it; `.ci/run` installs both.
+//! `dice-lab up` uses, and name its systemd units as the Alloy journal source expects. Where the
+//! answer depends on what Nix makes of the files, the real files are evaluated by the real
+//! `nix-instantiate` against stand-ins for nixpkgs (its `lib` and packages, a few lines each,
+//! below): the backends' check is run with stand-in backends on the PATH its derivation would
+//! have, the module's options and definitions are resolved, and the VM test's script is run
+//! against a stand-in machine. A missing `nix-instantiate` or `deadnix` fails these tests with how
+//! to install it; `.ci/run` installs both.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lab_tests::repo;
+use lab_tests::{fixtures, repo};
+use serde_json::Value;
 
 fn repo() -> PathBuf {
     repo::root()
@@ -51,6 +57,75 @@ fn tool(program: &str, install: &str) -> Command {
     );
     Command::new(program)
 }
+
+/// Evaluates the Nix expression `expr` in the repository's root, strictly, as JSON. Read-only: a
+/// path written into a string (`${../observability/tempo.json}`) becomes its store path without
+/// being copied to the store, so that no writable store is needed.
+fn nix_eval(expr: &str) -> Value {
+    let out = tool(
+        "nix-instantiate",
+        "apt-get install nix-bin (or install Nix)",
+    )
+    .current_dir(repo())
+    .args([
+        "--option",
+        "substituters",
+        "",
+        "--readonly-mode",
+        "--eval",
+        "--strict",
+        "--json",
+        "-E",
+    ])
+    .arg(expr)
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "nix-instantiate cannot evaluate:\n{}\n{expr}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The part of nixpkgs' `lib` that the flake, `nix/*.nix` and the module use, written with
+/// `builtins` after nixpkgs' own definitions, and a stand-in of the module system: `mkOption`
+/// keeps its arguments, `mkIf`, `mkMerge` and `mkDefault` are left as markers for `resolve` in
+/// [`MODULE_HARNESS`]. Functions a file calls that are not here fail the evaluation by name.
+const STAND_IN_LIB: &str = r#"rec {
+  genAttrs = names: f: builtins.listToAttrs (map (name: { inherit name; value = f name; }) names);
+  meta.availableOn = _platform: _package: true;
+  getName = x: x.pname or (builtins.parseDrvName x.name).name;
+  getExe = x: "${x}/bin/${x.meta.mainProgram or (getName x)}";
+  getExe' = x: name: "${x}/bin/${name}";
+  optional = cond: x: if cond then [ x ] else [ ];
+  optionals = cond: xs: if cond then xs else [ ];
+  optionalAttrs = cond: attrs: if cond then attrs else { };
+  optionalString = cond: s: if cond then s else "";
+  hasPrefix = prefix: s: builtins.substring 0 (builtins.stringLength prefix) s == prefix;
+  hasInfix = infix: s:
+    let
+      n = builtins.stringLength infix;
+      at = i: i + n <= builtins.stringLength s && (builtins.substring i n s == infix || at (i + 1));
+    in at 0;
+  importJSON = file: builtins.fromJSON (builtins.readFile file);
+  recursiveUpdate = lhs: rhs:
+    lhs // builtins.mapAttrs (name: value:
+      if builtins.isAttrs value && builtins.isAttrs (lhs.${name} or null)
+      then recursiveUpdate lhs.${name} value
+      else value) rhs;
+  literalExpression = text: text;
+  literalMD = text: text;
+  types = {
+    str = "str"; bool = "bool"; port = "port"; package = "package"; path = "path";
+    attrsOf = _: "attrsOf"; nullOr = _: "nullOr";
+  };
+  mkOption = attrs: attrs // { _isOption = true; };
+  mkEnableOption = _: mkOption { default = false; };
+  mkIf = condition: content: { _type = "if"; inherit condition content; };
+  mkMerge = contents: { _type = "merge"; inherit contents; };
+  mkDefault = content: { _type = "override"; inherit content; };
+}"#;
 
 #[test]
 fn nix_files_parse() {
@@ -128,17 +203,6 @@ fn the_module_reads_the_shared_configurations() {
             "observability{file} is missing"
         );
     }
-    for alloy in ["traces.alloy", "logs.alloy", "logs-journal.alloy"] {
-        assert!(
-            module.contains(&format!("\"{alloy}\"")),
-            "Alloy on NixOS does not load {alloy}"
-        );
-        assert!(repo().join("observability/alloy").join(alloy).is_file());
-    }
-    assert!(
-        !module.contains("\"logs-files.alloy\""),
-        "on NixOS logs come from the journal, not from files"
-    );
     assert!(module.contains("${../dashboards}"));
     for upstream in [
         "services.alloy",
@@ -170,6 +234,122 @@ fn the_journal_source_matches_the_module_units() {
             "logs-journal.alloy does not read {unit}.service"
         );
     }
+}
+
+/// nixos-modules/dice-lab.nix evaluated with [`STAND_IN_LIB`] as a host enables it: `USER` is
+/// what the host sets under `services.dice-lab` besides `enable` and `observability.enable`.
+/// `values` gives each option the host's value or its default; `resolve` turns the module's
+/// definitions into one value each (`mkIf` false leaves `null`; priorities are not compared, so a
+/// test defines nothing twice). The module reads its own options and Grafana's port back through
+/// `config`, as under the real module system.
+const MODULE_HARNESS: &str = r#"
+let
+  lib = STAND_IN_LIB;
+  user = { enable = true; observability.enable = true; } // (USER);
+  pkgs.linkFarm = name: entries: { inherit name entries; };
+  module = import ./nixos-modules/dice-lab.nix { inherit config lib pkgs; };
+  values = options: given: builtins.mapAttrs (name: option:
+    if option._isOption or false
+    then given.${name} or option.default
+    else values option (given.${name} or { })) options;
+  merge = a: b:
+    if b == null then a
+    else a // builtins.mapAttrs (name: value:
+      if !(a ? ${name}) then value
+      else if builtins.isAttrs value && builtins.isAttrs a.${name} then merge a.${name} value
+      else if builtins.isList value then a.${name} ++ value
+      else throw "${name} is defined twice") b;
+  resolve = def:
+    if builtins.isAttrs def && def ? _type then
+      if def._type == "if" then (if def.condition then resolve def.content else null)
+      else if def._type == "merge" then builtins.foldl' merge { } (map resolve def.contents)
+      else resolve def.content
+    else if builtins.isAttrs def then builtins.mapAttrs (_: resolve) def
+    else def;
+  resolved = resolve module.config;
+  # Keys known before anything is resolved, since resolving reads `config.services.dice-lab`.
+  config = {
+    services = {
+      dice-lab = values module.options.services.dice-lab user;
+      inherit (resolved.services) alloy grafana;
+    };
+    inherit (resolved) systemd;
+  };
+in {
+  grafanaUrl = config.systemd.services.dice-lab-frontend.environment.GRAFANA_URL or null;
+  frontendListen = config.systemd.services.dice-lab-frontend.environment.FRONTEND_LISTEN;
+  grafana = {
+    inherit (config.services.grafana.settings.server) http_addr;
+    root_url = config.services.grafana.settings.server.root_url or null;
+  };
+  failedAssertions = map (a: a.message) (builtins.filter (a: !a.assertion) (resolved.assertions or [ ]));
+  alloyFiles = map (entry: entry.name) config.services.alloy.configPath.entries;
+}
+"#;
+
+/// The module as a host with `user` under `services.dice-lab` gets it (see [`MODULE_HARNESS`]).
+fn module_with(user: &str) -> Value {
+    nix_eval(
+        &MODULE_HARNESS
+            .replace("STAND_IN_LIB", STAND_IN_LIB)
+            .replace("USER", user),
+    )
+}
+
+/// Remote attendees follow the page's links to Grafana and Grafana's own links (its `root_url`):
+/// both must name the address the lab listens on, not `localhost`, which on an attendee's laptop
+/// is the laptop. A loopback address keeps `localhost`; an IPv6 address gets brackets; a wildcard
+/// names no address a browser can use, so the module refuses it with what to set, and takes the
+/// URL it is given.
+#[test]
+fn links_to_grafana_follow_the_listen_address() {
+    for (user, url) in [
+        ("{ }", "http://localhost:3000"),
+        (
+            r#"{ listenAddress = "127.0.0.1"; }"#,
+            "http://localhost:3000",
+        ),
+        (
+            r#"{ listenAddress = "192.168.1.10"; }"#,
+            "http://192.168.1.10:3000",
+        ),
+        (r#"{ listenAddress = "fd00::5"; }"#, "http://[fd00::5]:3000"),
+        (
+            r#"{ listenAddress = "0.0.0.0"; frontend.grafanaUrl = "http://lab.example.org:3000"; }"#,
+            "http://lab.example.org:3000",
+        ),
+    ] {
+        let module = module_with(user);
+        assert_eq!(module["failedAssertions"], serde_json::json!([]), "{user}");
+        assert_eq!(module["grafanaUrl"], url, "the page's links with {user}");
+        assert_eq!(
+            module["grafana"]["root_url"], url,
+            "Grafana's root_url with {user}"
+        );
+    }
+
+    let module = module_with(r#"{ listenAddress = "0.0.0.0"; }"#);
+    let failed = module["failedAssertions"].as_array().unwrap();
+    assert!(
+        failed.len() == 1
+            && failed[0]
+                .as_str()
+                .unwrap()
+                .contains("Set services.dice-lab.frontend.grafanaUrl"),
+        "a wildcard listen address with no grafanaUrl is not refused with what to set: {failed:?}"
+    );
+    assert_eq!(module["grafana"]["http_addr"], "0.0.0.0");
+    assert_eq!(module["frontendListen"], "0.0.0.0:8400");
+}
+
+/// On NixOS Alloy runs the directory nix/alloy.nix names for it: the shared pipelines and the
+/// journal source, not the launcher's file source.
+#[test]
+fn alloy_on_nixos_reads_the_journal() {
+    assert_eq!(
+        module_with("{ }")["alloyFiles"],
+        serde_json::json!(["traces.alloy", "logs.alloy", "logs-journal.alloy"])
+    );
 }
 
 /// The flake exposes what README and the issue promise, in syntax Nix 2.8 evaluates.
@@ -240,16 +420,216 @@ fn the_flake_pins_a_release_branch_and_checks_the_backend_configurations() {
     assert!(flake.contains("backend-configs = import ./nix/backend-configs.nix"));
     let check = read(&repo().join("nix/backend-configs.nix"));
     for command in [
-        "tempo -config.file=${../observability/tempo.json} -config.expand-env=true -config.verify",
+        "tempo -config.file=${../observability/tempo.json} -config.expand-env=true -config.verify=true",
         "loki -config.file=${../observability/loki.json} -config.expand-env=true -verify-config",
         "promtool check config ${../observability/prometheus.json}",
         "alloy fmt",
+        "alloy validate ${alloy.up}",
+        "alloy validate ${alloy.nixos}",
     ] {
         assert!(
             check.contains(command),
             "the check does not run `{command}`"
         );
     }
+}
+
+/// The backends of [`FLAKE_HARNESS`]: each stand-in package, as `(name in pkgs, output, the
+/// programs in its bin)`. As in nixpkgs 26.05, `prometheus` holds the server and its `cli` output
+/// holds `promtool` (pkgs/by-name/pr/prometheus/package.nix: `outputs = [ "out" "doc" "cli" ]`,
+/// `moveToOutput bin/promtool $cli`).
+const STAND_IN_BACKENDS: &[(&str, &str, &[&str])] = &[
+    ("grafana-alloy", "out", &["alloy"]),
+    ("grafana-loki", "out", &["loki"]),
+    ("tempo", "out", &["tempo"]),
+    ("prometheus", "out", &["prometheus"]),
+    ("prometheus", "cli", &["promtool"]),
+    ("grafana", "out", &["grafana"]),
+];
+
+/// The flake's outputs for x86_64-linux, evaluated with [`STAND_IN_LIB`] and stand-in packages
+/// whose outputs live under `ROOT`: what the backends' check runs and with which packages, the
+/// dev shell's packages, and the Alloy directories of nix/alloy.nix. A derivation's PATH is the
+/// `bin` of each package it is given, the output the package names (stdenv's `getDev` of a
+/// package without a `dev` output): `prometheus` is its `out`, `prometheus.cli` its `cli`.
+const FLAKE_HARNESS: &str = r#"
+let
+  lib = STAND_IN_LIB;
+  package = pname: { inherit pname; name = "${pname}-1.0"; outPath = "ROOT/${pname}-out"; meta = { }; };
+  pkgs = {
+    inherit lib;
+    stdenv = { hostPlatform = "x86_64-linux"; isLinux = true; isDarwin = false; };
+    prometheus = package "prometheus" // {
+      outputs = [ "out" "doc" "cli" ];
+      cli = package "prometheus" // { outPath = "ROOT/prometheus-cli"; outputName = "cli"; };
+    };
+    runCommand = name: env: script: { inherit name env script; };
+    mkShell = args: { inherit args; };
+    linkFarm = name: entries: { inherit name entries; outPath = "ROOT/farm/${name}"; };
+    testers.runNixOSTest = test: test;
+  } // lib.genAttrs [
+    "grafana-alloy" "grafana-loki" "tempo" "grafana" "clippy" "rustfmt" "rust-analyzer"
+    "alejandra" "deadnix" "wrk" "chromium" "chromedriver" "docker-client" "curl"
+  ] package;
+  flake = import ./flake.nix;
+  outputs = flake.outputs {
+    self = { outPath = toString ./.; };
+    nixpkgs = { inherit lib; legacyPackages.x86_64-linux = pkgs; };
+  };
+  check = outputs.checks.x86_64-linux.backend-configs;
+in {
+  inherit (check) script;
+  path = map (p: p.outPath) check.env.nativeBuildInputs;
+  devShell = map (p: p.outPath) outputs.devShells.x86_64-linux.default.args.packages;
+  alloy = builtins.mapAttrs (_: farm: {
+    directory = farm.outPath;
+    files = map (entry: { inherit (entry) name; path = toString entry.path; }) farm.entries;
+  }) (import ./nix/alloy.nix { inherit pkgs; });
+}
+"#;
+
+/// Makes the stand-in backends under `root`: each program writes the path it was run by and its
+/// arguments to `$LOG`, and succeeds.
+fn stand_in_backends(root: &Path) {
+    for (name, output, programs) in STAND_IN_BACKENDS {
+        let bin = root.join(format!("{name}-{output}")).join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for program in *programs {
+            let path = bin.join(program);
+            std::fs::write(&path, "#!/bin/sh\necho \"$0 $*\" >> \"$LOG\"\n").unwrap();
+            let mut permissions = std::fs::metadata(&path).unwrap().permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+            std::fs::set_permissions(&path, permissions).unwrap();
+        }
+    }
+}
+
+/// The Alloy files `dice-lab up` runs with: those launcher/src/backends.rs writes out.
+fn launcher_alloy_files() -> Vec<String> {
+    let source = read(&repo().join("launcher/src/backends.rs"));
+    let files: Vec<String> = source
+        .split("include_str!(\"../../observability/alloy/")
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].to_owned())
+        .collect();
+    assert!(files.len() >= 3, "{files:?}");
+    files
+}
+
+/// `nix flake check`'s `backend-configs` runs, with the PATH its derivation gets, every backend's
+/// own check of the lab's configuration: `promtool` included, which nixpkgs' `prometheus` keeps
+/// in its `cli` output (a check given only `prometheus` dies with "promtool: command not found"
+/// on every system), and `alloy validate` on each directory of Alloy files the lab runs, with
+/// exactly the files each way into the lab loads. The dev shell, where the tests run `promtool`,
+/// has it too.
+#[test]
+fn the_backends_check_reaches_every_tool_it_runs() {
+    let scratch = fixtures::scratch_dir("nix-backend-configs");
+    let root = scratch.path();
+    stand_in_backends(root);
+    let out = nix_eval(
+        &FLAKE_HARNESS
+            .replace("STAND_IN_LIB", STAND_IN_LIB)
+            .replace("ROOT", &root.display().to_string()),
+    );
+    let script = out["script"].as_str().unwrap();
+    let path: Vec<&str> = out["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+
+    // What stdenv gives every build besides its inputs, here the one command the script uses.
+    let stdenv = root.join("stdenv");
+    std::fs::create_dir_all(&stdenv).unwrap();
+    let touch = ["/usr/bin/touch", "/bin/touch"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("touch");
+    std::os::unix::fs::symlink(touch, stdenv.join("touch")).unwrap();
+    let search_path: Vec<String> = path
+        .iter()
+        .map(|p| format!("{p}/bin"))
+        .chain([stdenv.display().to_string()])
+        .collect();
+    let log = root.join("log");
+    let tmp = root.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let bash = ["/bin/bash", "/usr/bin/bash"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("bash");
+    let run = Command::new(bash)
+        .args(["-eu", "-o", "pipefail", "-c", script])
+        .env_clear()
+        .env("PATH", search_path.join(":"))
+        .env("TMPDIR", &tmp)
+        .env("out", root.join("out"))
+        .env("LOG", &log)
+        .output()
+        .expect("bash runs");
+    assert!(
+        run.status.success(),
+        "the check fails with PATH={}:\n{}\nits script:\n{script}",
+        search_path.join(":"),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(root.join("out").exists(), "the check makes no $out");
+    let ran = std::fs::read_to_string(&log).unwrap();
+    let root = root.display();
+    for command in [
+        format!("{root}/tempo-out/bin/tempo -config.file="),
+        format!("{root}/grafana-loki-out/bin/loki -config.file="),
+        format!("{root}/prometheus-cli/bin/promtool check config /nix/store/"),
+        format!("{root}/grafana-alloy-out/bin/alloy fmt "),
+    ] {
+        assert!(
+            ran.lines().any(|line| line.starts_with(&command)),
+            "the check does not run `{command}...`; it ran:\n{ran}"
+        );
+    }
+
+    // Each directory of Alloy files is validated as a whole, and holds what its way into the lab
+    // loads: the launcher's files for `dice-lab up`, the journal source's on NixOS.
+    let alloy = &out["alloy"];
+    for (directory, expected) in [
+        ("up", launcher_alloy_files()),
+        (
+            "nixos",
+            ["traces.alloy", "logs.alloy", "logs-journal.alloy"]
+                .map(String::from)
+                .to_vec(),
+        ),
+    ] {
+        let farm = &alloy[directory];
+        let validate = format!(
+            "{root}/grafana-alloy-out/bin/alloy validate {}",
+            farm["directory"].as_str().unwrap()
+        );
+        assert!(
+            ran.lines().any(|line| line == validate),
+            "the check does not run `{validate}`; it ran:\n{ran}"
+        );
+        let files = farm["files"].as_array().unwrap();
+        let names: Vec<&str> = files.iter().map(|f| f["name"].as_str().unwrap()).collect();
+        assert_eq!(names, expected, "the Alloy directory `{directory}`");
+        for file in files {
+            let path = Path::new(file["path"].as_str().unwrap());
+            assert!(
+                path.is_file() && path.ends_with(file["name"].as_str().unwrap()),
+                "{path:?}"
+            );
+        }
+    }
+
+    let dev_shell = out["devShell"].as_array().unwrap();
+    assert!(
+        dev_shell
+            .iter()
+            .any(|p| Path::new(p.as_str().unwrap()).join("bin/promtool").exists()),
+        "the dev shell has no promtool on PATH: {dev_shell:?}"
+    );
 }
 
 /// Recent Nix warns about an app without `meta.description`.
@@ -339,6 +719,10 @@ fn the_vm_test_script_is_valid_python() {
         r#""tempo": "http://127.0.0.1:3200/ready""#,
         "journalctl -b -u {unit}.service",
         r#"info.get("NRestarts")"#,
+        // Grafana, as the anonymous visitor: the dashboards, and each data source's health.
+        "{GRAFANA}/api/search?type=dash-db",
+        "{GRAFANA}/api/datasources/uid/{uid}/health",
+        "{GRAFANA}/api/datasources/proxy/uid/{uid}/api/echo",
     ] {
         assert!(
             script.contains(expected),
@@ -442,4 +826,192 @@ scope_spans = [{"scopeSpans": [{"spans": [span]}]}]
 for shape in ({"batches": scope_spans}, {"trace": {"resourceSpans": scope_spans}}):
     assert scope["tempo_spans"](shape) == [span], shape
 assert scope["tempo_spans"]({"trace": {}}) == []
+"#;
+
+/// The VM test's script, run against a stand-in machine whose services, backends and Grafana all
+/// answer as they should, gets through every step: Grafana, asked with no credentials (as the
+/// anonymous visitor), lists every dashboard of dashboards/ and finds every data source of
+/// observability/grafana/datasources.json healthy (Tempo's, whose plugin has no backend health
+/// check, through its `/api/echo`), and the roll shows up everywhere. With one data source
+/// unhealthy, one dashboard not provisioned or Tempo unreachable through Grafana, the script fails
+/// saying which, before it rolls.
+#[test]
+fn the_vm_test_checks_what_grafana_shows_the_anonymous_visitor() {
+    let script = vm_test_script();
+    let dashboards: Vec<Value> = repo::files("dashboards", "json")
+        .iter()
+        .map(|file| {
+            let board: Value = serde_json::from_str(&read(file)).unwrap();
+            serde_json::json!({"uid": board["uid"], "title": board["title"]})
+        })
+        .collect();
+    assert_eq!(dashboards.len(), 4, "{dashboards:?}");
+    let datasources = repo::json("observability/grafana/datasources.json")["datasources"].clone();
+    let run = |scenario: &str| -> Value {
+        let out = Command::new("python3")
+            .args(["-c", STAND_IN_MACHINE_PYTHON])
+            .arg(&script)
+            .arg(scenario)
+            .arg(Value::from(dashboards.clone()).to_string())
+            .arg(datasources.to_string())
+            .output()
+            .expect("python3 runs");
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+
+    let healthy = run("healthy");
+    assert_eq!(healthy["error"], Value::Null, "{healthy}");
+    assert_eq!(healthy["rolled"], true, "{healthy}");
+    assert_eq!(healthy["credentials"], serde_json::json!([]), "{healthy}");
+    let asked = healthy["grafana"].as_array().unwrap();
+    for path in [
+        "/api/search?type=dash-db",
+        "/api/datasources/proxy/uid/tempo/api/echo",
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain(datasources.as_array().unwrap().iter().map(|source| {
+        format!(
+            "/api/datasources/uid/{}/health",
+            source["uid"].as_str().unwrap()
+        )
+    })) {
+        assert!(
+            asked.iter().any(|p| p == path.as_str()),
+            "the script does not ask Grafana for {path}: {asked:?}"
+        );
+    }
+
+    for (scenario, says) in [
+        (
+            "loki-unhealthy",
+            "data source loki (loki): its health check answered 400",
+        ),
+        (
+            "loki-unhealthy",
+            "dial tcp 127.0.0.1:3100: connect: connection refused",
+        ),
+        ("dashboard-missing", "dice-lab-dice"),
+        (
+            "tempo-unreachable",
+            "data source tempo: Tempo's /api/echo through Grafana answered 502",
+        ),
+    ] {
+        let failed = run(scenario);
+        let error = failed["error"].as_str().unwrap_or_else(|| {
+            panic!("the script passed with the stand-in's {scenario}: {failed}")
+        });
+        assert!(
+            error.contains(says),
+            "with {scenario}, the script fails without saying `{says}`: {error}"
+        );
+        assert_eq!(
+            failed["rolled"], false,
+            "with {scenario}, the script went on to roll"
+        );
+    }
+}
+
+/// A stand-in for the NixOS test driver's `machine` that answers the VM test's `curl`s as the lab
+/// would, with a clock that moves only when the script sleeps; `sys.argv[2]` names what goes wrong
+/// (or `healthy`), `sys.argv[3]` and `[4]` are the dashboards and data sources Grafana has.
+/// Prints what happened as JSON: the script's error, whether it rolled, the Grafana paths it asked
+/// and any of its requests to Grafana that carried credentials.
+const STAND_IN_MACHINE_PYTHON: &str = r#"
+import contextlib, json, re, sys, time
+
+script, scenario = sys.argv[1], sys.argv[2]
+dashboards, datasources = json.loads(sys.argv[3]), json.loads(sys.argv[4])
+clock = [0.0]
+time.monotonic = lambda: clock[0]
+time.sleep = lambda seconds: clock.__setitem__(0, clock[0] + seconds)
+
+TIMES = 10
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+state = {"rolled": False, "grafana": [], "credentials": []}
+
+
+def grafana(path):
+    if path == "/api/search?type=dash-db":
+        boards = dashboards[1:] if scenario == "dashboard-missing" else dashboards
+        return 200, json.dumps([dict(board, type="dash-db") for board in boards])
+    match = re.fullmatch(r"/api/datasources/uid/([^/]+)/health", path)
+    if match:
+        source = next((s for s in datasources if s["uid"] == match[1]), None)
+        if source is None:
+            return 404, '{"message":"Data source not found"}'
+        if source["type"] == "tempo":
+            return 501, '{"message":"Method not implemented","messageId":"plugin.notImplemented"}'
+        if scenario == "loki-unhealthy" and source["type"] == "loki":
+            return 400, json.dumps({"status": "ERROR", "message":
+                "There was an error returned querying the Loki API.: Post \"http://127.0.0.1:3100/loki/api/v1/query\": "
+                "dial tcp 127.0.0.1:3100: connect: connection refused"})
+        return 200, '{"status":"OK","message":"Successfully queried the API."}'
+    if path == "/api/datasources/proxy/uid/tempo/api/echo":
+        return (502, "Bad Gateway") if scenario == "tempo-unreachable" else (200, "echo\n")
+    return 404, '{"message":"Not found"}'
+
+
+def lab(url):
+    if "query=up%7Bjob" in url:
+        return {"data": {"result": [{"value": [0, "1"]}]}}
+    if "sum(dice_rolls_total)" in url:
+        return {"data": {"result": [{"value": [0, str(TIMES if state["rolled"] else 0)]}]}}
+    if "/api/roll-async?" in url:
+        state["rolled"] = True
+        return {"count": TIMES, "trace_id": TRACE}
+    rolls = [{"name": "roll"}] * TIMES
+    if url == f"http://127.0.0.1:3200/api/traces/{TRACE}":
+        return {"batches": [{"scopeSpans": [{"spans": rolls}]}]}
+    if url.startswith("http://127.0.0.1:3100/loki/api/v1/query_range?"):
+        return {"data": {"result": [{"stream": {"service": service}, "values": [["1", "{}"]] * TIMES}
+                                    for service in ("frontend", "dice-roller", "die-service")]}}
+    if url == f"http://127.0.0.1:8400/api/traces/{TRACE}":
+        return {"spans": rolls, "waiting_for": []}
+    if url == f"http://127.0.0.1:8400/api/traces/{TRACE}/logs":
+        return {"lines": [{"fields": {"roll_value": 3}}] * TIMES}
+    raise AssertionError(f"the stand-in does not know {url}")
+
+
+class Machine:
+    def wait_for_unit(self, unit, timeout=900):
+        pass
+    def get_unit_info(self, unit):
+        return {"ActiveState": "active", "SubState": "running", "NRestarts": "0"}
+    def execute(self, command):
+        if command.startswith("journalctl"):
+            return (0, "")
+        url = re.search(r"(http://\S+?)'?(?:\s|$)", command)[1]
+        if url.startswith("http://127.0.0.1:3000"):
+            if re.search(r"(^|\s)(-u|--user|-H|--header)\s|Authorization|@", command):
+                state["credentials"].append(command)
+            if " -w " in command:
+                path = url[len("http://127.0.0.1:3000"):]
+                state["grafana"].append(path)
+                status, body = grafana(path)
+                return (0, f"{body}\n{status}")
+        return (0, "")
+    def succeed(self, command):
+        return json.dumps(lab(re.search(r"'(http://[^']+)'", command)[1]))
+    def log(self, message):
+        pass
+
+@contextlib.contextmanager
+def subtest(name):
+    yield
+
+scope = {"machine": Machine(), "subtest": subtest, "retry": None, "start_all": None}
+try:
+    exec(compile(script, "testScript", "exec"), scope)
+    error = None
+except AssertionError as failure:
+    error = str(failure)
+print(json.dumps({"error": error, "rolled": state["rolled"], "grafana": state["grafana"],
+                  "credentials": state["credentials"]}))
 "#;
