@@ -115,6 +115,7 @@ pub fn assert_roll_async<'a>(
     );
     for roll in &rolls {
         assert_roll(roll, die);
+        assert_eq!(roll.attr("roll.mode"), &Value::from("async"));
     }
     RollAsync {
         server,
@@ -184,6 +185,7 @@ pub fn assert_roll_sync<'a>(trace: &'a Trace, die: &str, status: u16) -> RollSyn
         &Value::Null,
         "a sync roll has no roll.index"
     );
+    assert_eq!(roll.attr("roll.mode"), &Value::from("sync"));
     RollSync {
         server,
         client,

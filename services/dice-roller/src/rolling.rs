@@ -401,10 +401,16 @@ fn roll_span(
 ) -> span::Leaf {
     span::Leaf::start("roll", SpanKind::Internal, parent, || {
         // Room for `roll.value` (or `error.type`), set when the roll ends.
-        let mut attributes = Vec::with_capacity(3);
+        let mut attributes = Vec::with_capacity(4);
         attributes.push(KeyValue::new("die.type", die_type.clone()));
-        if let Some(index) = index {
-            attributes.push(KeyValue::new("roll.index", index as i64));
+        // `roll.mode` tells a batch's rolls from a lone one where only the span is seen: Tempo's
+        // span metrics keep it as a dimension, so a panel can sum the async rolls alone.
+        match index {
+            Some(index) => {
+                attributes.push(KeyValue::new("roll.mode", "async"));
+                attributes.push(KeyValue::new("roll.index", index as i64));
+            }
+            None => attributes.push(KeyValue::new("roll.mode", "sync")),
         }
         attributes
     })
