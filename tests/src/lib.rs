@@ -10,17 +10,22 @@
 //! on either; [`prom`] reads `/metrics` pages; [`browser`] drives headless Chromium over
 //! WebDriver; [`containers`] builds the services' images; [`wait`] polls for what arrives
 //! asynchronously; [`signal`] stops what a test started; [`repo`] reads the repository's files;
-//! [`backends`] is a fake Tempo and Loki serving what the services really sent.
+//! [`backends`] is a fake Tempo and Loki serving what the services really sent; [`real_backends`]
+//! starts the real Tempo, Loki and Prometheus as `dice-lab up` does, and [`alloy`] plays Alloy's
+//! hops between the services and them.
 
+pub mod alloy;
 pub mod backends;
 pub mod browser;
 pub mod containers;
+pub mod dashboards;
 pub mod fixtures;
 pub mod http;
 pub mod in_process;
 pub mod otlp;
 pub mod process;
 pub mod prom;
+pub mod real_backends;
 pub mod repo;
 pub mod signal;
 pub mod trace;

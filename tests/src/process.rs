@@ -192,6 +192,20 @@ impl Service {
         Self::start_program(&binary(name), name, args, env, None, Some(log_file)).await
     }
 
+    /// [`Service::start_logging_to`], listening on `listen` (its default address, as under
+    /// `dice-lab up`, where Prometheus's scrape targets expect it).
+    pub async fn start_at(
+        name: &str,
+        listen: std::net::SocketAddr,
+        args: &[&str],
+        env: &[(&str, &str)],
+        log_file: &std::path::Path,
+    ) -> Self {
+        let listen = listen.to_string();
+        let args = [&["--listen", listen.as_str()], args].concat();
+        Self::spawn(&binary(name), name, &args, env, None, Some(log_file)).await
+    }
+
     /// Starts the release build of `name`, with the open-files limit `open_files` when given.
     pub async fn start_release(
         name: &str,
@@ -212,6 +226,17 @@ impl Service {
         log_file: Option<&std::path::Path>,
     ) -> Self {
         let args = [&["--listen", "127.0.0.1:0"], args].concat();
+        Self::spawn(program, name, &args, env, open_files, log_file).await
+    }
+
+    async fn spawn(
+        program: &std::path::Path,
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        open_files: Option<u64>,
+        log_file: Option<&std::path::Path>,
+    ) -> Self {
         let mut file = log_file.map(|path| {
             std::fs::OpenOptions::new()
                 .create(true)
@@ -219,7 +244,7 @@ impl Service {
                 .open(path)
                 .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()))
         });
-        let mut child = command(program, &args, env, open_files)
+        let mut child = command(program, args, env, open_files)
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));

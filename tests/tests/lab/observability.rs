@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use lab_tests::dashboards;
 use lab_tests::http::Target as _;
 use lab_tests::in_process::{
     Running, dice_roller, die_service, frontend, frontend_settings, roller_settings,
@@ -452,9 +453,6 @@ async fn query(prometheus: &Prometheus, expr: &str) -> Value {
     body["data"]["result"].clone()
 }
 
-/// Metrics only Tempo's metrics-generator writes; their panels are checked for valid PromQL only.
-const TEMPO_ONLY: &[&str] = &["traces_spanmetrics_", "traces_service_graph_"];
-
 #[tokio::test(flavor = "multi_thread")]
 async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     let dice = die_service(None).await;
@@ -526,54 +524,42 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
 
     let mut checked = 0;
     let mut tempo_only = Vec::new();
-    for file in repo::files("dashboards", "json") {
-        let dashboard: Value =
-            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-        for panel in dashboard["panels"].as_array().unwrap() {
-            for target in panel["targets"].as_array().unwrap() {
-                if target["datasource"]["uid"] != "prometheus" {
-                    continue;
-                }
-                let expr = target["expr"].as_str().unwrap();
-                let concrete = expr
-                    .replace("$__rate_interval", "20s")
-                    .replace("$__range", "5m")
-                    .replace("$service", ".*")
-                    .replace("$die", "loaded");
-                let result = query(&prometheus, &concrete).await;
-                let title = format!(
-                    "{} / {}",
-                    file.file_name().unwrap().to_string_lossy(),
-                    panel["title"].as_str().unwrap()
-                );
-                if TEMPO_ONLY.iter().any(|m| expr.contains(m)) {
-                    tempo_only.push(title);
-                    continue;
-                }
-                let finite = result.as_array().unwrap().iter().any(|sample| {
-                    sample["value"][1]
-                        .as_str()
-                        .and_then(|v| v.parse::<f64>().ok())
-                        .is_some_and(f64::is_finite)
-                });
-                assert!(finite, "{title}: no data for {concrete}: {result}");
-                // A bar chart draws one bar per value of its x field: a label of every series.
-                if let Some(x) = panel["options"]["xField"].as_str() {
-                    let bars: BTreeSet<&str> = result
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|s| {
-                            s["metric"][x]
-                                .as_str()
-                                .unwrap_or_else(|| panic!("{title}: a series without {x}: {s}"))
-                        })
-                        .collect();
-                    assert!(bars.len() >= 2, "{title}: bars {bars:?}");
-                }
-                checked += 1;
-            }
+    for target in dashboards::targets() {
+        if target.datasource != "prometheus" {
+            continue;
         }
+        let concrete = dashboards::concrete(&target.expr);
+        let result = query(&prometheus, &concrete).await;
+        let title = target.title;
+        if dashboards::TEMPO_GENERATED
+            .iter()
+            .any(|m| target.expr.contains(m))
+        {
+            tempo_only.push(title);
+            continue;
+        }
+        let finite = result.as_array().unwrap().iter().any(|sample| {
+            sample["value"][1]
+                .as_str()
+                .and_then(|v| v.parse::<f64>().ok())
+                .is_some_and(f64::is_finite)
+        });
+        assert!(finite, "{title}: no data for {concrete}: {result}");
+        // A bar chart draws one bar per value of its x field: a label of every series.
+        if let Some(x) = target.panel["options"]["xField"].as_str() {
+            let bars: BTreeSet<&str> = result
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    s["metric"][x]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("{title}: a series without {x}: {s}"))
+                })
+                .collect();
+            assert!(bars.len() >= 2, "{title}: bars {bars:?}");
+        }
+        checked += 1;
     }
     eprintln!(
         "{checked} dashboard queries returned data; valid PromQL only, as Tempo writes their metrics: {tempo_only:?}"
