@@ -12,11 +12,14 @@
   inherit (pkgs) lib;
   has = name: builtins.any (p: lib.getName p == name) backends;
   alloy = import ./alloy.nix {inherit pkgs;};
+  # The settings the module gives this Tempo (with Tempo 2's overlay for 2.x).
+  tempo = lib.findFirst (p: lib.getName p == "tempo") null backends;
+  tempoConfig = pkgs.writeText "tempo.json" (builtins.toJSON (import ./tempo.nix {inherit lib;} (lib.getVersion tempo)));
 in
   pkgs.runCommand "dice-lab-backend-configs" {nativeBuildInputs = backends;} ''
     export TEMPO_DATA_DIR=$TMPDIR/tempo LOKI_DATA_DIR=$TMPDIR/loki
     ${lib.optionalString (has "tempo") ''
-      tempo -config.file=${../observability/tempo.json} -config.expand-env=true -config.verify=true
+      tempo -config.file=${tempoConfig} -config.expand-env=true -config.verify=true
     ''}
     ${lib.optionalString (has "grafana-loki") ''
       loki -config.file=${../observability/loki.json} -config.expand-env=true -verify-config

@@ -16,6 +16,8 @@ const PROMETHEUS: &str = include_str!("../../observability/prometheus.json");
 const PROMETHEUS_FLAGS: &str = include_str!("../../observability/prometheus-flags.json");
 const LOKI: &str = include_str!("../../observability/loki.json");
 const TEMPO: &str = include_str!("../../observability/tempo.json");
+/// What Tempo 2.x needs besides `TEMPO` (its ingester's timings), in a block 3.x refuses.
+const TEMPO_2: &str = include_str!("../../observability/tempo-2.json");
 const ALLOY: &[(&str, &str)] = &[
     (
         "traces.alloy",
@@ -136,12 +138,57 @@ fn loki(state: &Path, program: PathBuf) -> std::io::Result<Component> {
 fn tempo(state: &Path, program: PathBuf) -> std::io::Result<Component> {
     let dir = state.join("tempo");
     std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("tempo.yaml"), TEMPO)?;
+    std::fs::write(dir.join("tempo.yaml"), tempo_config(&program))?;
     let args = vec![
         format!("-config.file={}", dir.join("tempo.yaml").display()),
         "-config.expand-env=true".into(),
     ];
     Ok(Component::backend(Part::Tempo, program, args).with_env("TEMPO_DATA_DIR", dir.join("data")))
+}
+
+/// The lab's Tempo configuration for the Tempo `program` is: the shared file, with the 2.x
+/// overlay merged in when the program says it is 2.x (`tempo, version 2.10.8 ...`).
+fn tempo_config(program: &Path) -> String {
+    let version = std::process::Command::new(program)
+        .arg("-version")
+        .output()
+        .map(|out| {
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr)
+        })
+        .unwrap_or_default();
+    let major = version
+        .split_whitespace()
+        .skip_while(|word| *word != "version")
+        .nth(1)
+        .and_then(|v| {
+            v.trim_start_matches('v')
+                .split('.')
+                .next()?
+                .parse::<u32>()
+                .ok()
+        });
+    let mut config: serde_json::Value =
+        serde_json::from_str(TEMPO).expect("the compiled-in Tempo configuration is JSON");
+    if major == Some(2) {
+        merge(
+            &mut config,
+            serde_json::from_str(TEMPO_2).expect("the compiled-in Tempo 2 overlay is JSON"),
+        );
+    }
+    serde_json::to_string_pretty(&config).expect("JSON")
+}
+
+/// `overlay`'s keys into `base`, objects merged key by key, as Nix's `lib.recursiveUpdate`.
+fn merge(base: &mut serde_json::Value, overlay: serde_json::Value) {
+    match (base, overlay) {
+        (serde_json::Value::Object(base), serde_json::Value::Object(overlay)) => {
+            for (key, value) in overlay {
+                merge(base.entry(key).or_insert(serde_json::Value::Null), value);
+            }
+        }
+        (base, overlay) => *base = overlay,
+    }
 }
 
 fn alloy(state: &Path, program: PathBuf) -> std::io::Result<Component> {
@@ -254,4 +301,23 @@ fn which(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|dir| dir.join(program))
         .find(|path| path.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tempo_2_overlay_merges_key_by_key() {
+        let mut base: serde_json::Value =
+            serde_json::json!({"a": {"b": 1, "c": {"d": 2}}, "e": [1]});
+        merge(
+            &mut base,
+            serde_json::json!({"a": {"c": {"f": 3}}, "e": [2], "g": true}),
+        );
+        assert_eq!(
+            base,
+            serde_json::json!({"a": {"b": 1, "c": {"d": 2, "f": 3}}, "e": [2], "g": true})
+        );
+    }
 }

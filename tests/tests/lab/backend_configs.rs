@@ -35,8 +35,18 @@ fn dashboards() -> Vec<(String, Value)> {
 #[test]
 fn tempo_accepts_the_configuration_in_2_10_and_3_0() {
     let keys = json("tests/data/tempo-config-keys.json");
-    let tempo = json("observability/tempo.json");
     for (version, structs) in keys["versions"].as_object().unwrap() {
+        // Tempo 2 also reads the overlay the launcher and the module merge in for 2.x.
+        let mut tempo = json("observability/tempo.json");
+        if version.starts_with("2.") {
+            for (key, value) in json("observability/tempo-2.json").as_object().unwrap() {
+                assert!(
+                    tempo.get(key).is_none(),
+                    "the overlay only adds blocks: {key}"
+                );
+                tempo[key] = value.clone();
+            }
+        }
         let mut unknown = Vec::new();
         check_tempo_keys(&tempo, "", structs, &mut unknown);
         assert!(
@@ -682,4 +692,35 @@ fn every_logql_query_is_one_loki_accepts() {
         .replace("${__trace.traceId}", "4bf92f3577b34da6a3ce929d0e0e4736");
     assert!(loki_accepts(&query), "{query}");
     assert!(checked >= 4, "{checked} dashboard LogQL queries");
+}
+
+/// The link Grafana puts on an exemplar is named by the Prometheus data source's
+/// `urlDisplayLabel`, and the worked example in docs/observability.md calls it by that name.
+#[test]
+fn the_docs_name_the_exemplar_link_as_grafana_shows_it() {
+    let sources = json("observability/grafana/datasources.json");
+    let prometheus = sources["datasources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["type"] == "prometheus")
+        .unwrap();
+    let labels: Vec<&str> = prometheus["jsonData"]["exemplarTraceIdDestinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["urlDisplayLabel"].as_str().unwrap())
+        .collect();
+    let doc = lab_tests::repo::read("docs/observability.md");
+    let example = doc
+        .split("2. **To an exemplar.**")
+        .nth(1)
+        .and_then(|rest| rest.split("3. **").next())
+        .expect("the worked example's exemplar step");
+    for label in labels {
+        assert!(
+            example.contains(&format!("link, *{label}*")),
+            "the example calls the link something else than {label:?}: {example}"
+        );
+    }
 }
