@@ -229,11 +229,14 @@ impl Backend {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// The lines it logged at warn or error (go-kit's `level=warn`/`level=error`).
+    /// The lines it logged at warn or error (go-kit's `level=warn`, slog's `level=WARN`).
     pub fn warnings(&self) -> Vec<String> {
         self.log_text()
             .lines()
-            .filter(|l| l.contains("level=warn") || l.contains("level=error"))
+            .filter(|l| {
+                let l = l.to_ascii_lowercase();
+                l.contains("level=warn") || l.contains("level=error")
+            })
             .map(str::to_owned)
             .collect()
     }

@@ -59,31 +59,16 @@ impl Lab {
         let relay = TraceRelay::start(&wiring, vec![store_otlp]).await;
         let shipper = LogShipper::start(&wiring, &logs);
 
-        let log = |part: Part| logs.join(format!("{}.log", part.name()));
-        let die_service = Service::start_at(
-            Part::DieService.name(),
-            Part::DieService.default_listen(),
-            &[],
-            &[],
-            &log(Part::DieService),
-        )
-        .await;
-        let roller = Service::start_at(
-            Part::DiceRoller.name(),
-            Part::DiceRoller.default_listen(),
-            &[],
-            &[],
-            &log(Part::DiceRoller),
-        )
-        .await;
-        let frontend = Service::start_at(
-            Part::Frontend.name(),
-            Part::Frontend.default_listen(),
-            &[],
-            &[],
-            &log(Part::Frontend),
-        )
-        .await;
+        // Each service as `dice-lab up` runs it: its usual address, its lines in its log file.
+        let mut services = Vec::new();
+        for part in Part::SERVICES {
+            let log = logs.join(format!("{}.log", part.name()));
+            services
+                .push(Service::start_at(part.name(), part.default_listen(), &[], &[], &log).await);
+        }
+        let Ok([die_service, roller, frontend]) = <[Service; 3]>::try_from(services) else {
+            unreachable!("three services")
+        };
         let [store_tempo, _, store_loki] =
             [0, 1, 2].map(|i| format!("http://{}", store.addrs()[i]));
         let store_frontend = Service::start(
@@ -143,9 +128,19 @@ pub async fn backends_get_ready_with_the_projects_files(lab: &mut Lab) {
         let line = nix
             .lines()
             .map(str::trim)
-            .find(|l| l.starts_with(&format!("{program} ")))
+            .find(|l| l.starts_with(&format!("{program} -")))
             .unwrap_or_else(|| panic!("nix/backend-configs.nix runs no {program} check"));
         let line = line
+            // The settings the module gives a Tempo of this version are those `dice-lab up`
+            // wrote for it (nix/tempo.nix and the launcher merge the same overlay).
+            .replace(
+                "${tempoConfig}",
+                &lab._scratch
+                    .path()
+                    .join("tempo/tempo.yaml")
+                    .display()
+                    .to_string(),
+            )
             .replace("${../", &format!("{}/", repo::root().display()))
             .replace('}', "");
         let program_path = if program == "tempo" {

@@ -109,6 +109,10 @@ const STAND_IN_LIB: &str = r#"rec {
       at = i: i + n <= builtins.stringLength s && (builtins.substring i n s == infix || at (i + 1));
     in at 0;
   importJSON = file: builtins.fromJSON (builtins.readFile file);
+  findFirst = pred: default: list:
+    let found = builtins.filter pred list; in if found == [ ] then default else builtins.head found;
+  versionOlder = v1: v2: builtins.compareVersions v2 v1 == 1;
+  getVersion = x: x.version or (builtins.parseDrvName x.name).version;
   recursiveUpdate = lhs: rhs:
     lhs // builtins.mapAttrs (name: value:
       if builtins.isAttrs value && builtins.isAttrs (lhs.${name} or null)
@@ -189,7 +193,6 @@ fn the_module_reads_the_shared_configurations() {
         "/prometheus.json",
         "/prometheus-flags.json",
         "/loki.json",
-        "/tempo.json",
         "/grafana/settings.json",
         "/grafana/datasources.json",
         "/grafana/dashboards.json",
@@ -202,6 +205,15 @@ fn the_module_reads_the_shared_configurations() {
             repo().join(format!("observability{file}")).is_file(),
             "observability{file} is missing"
         );
+    }
+    // Tempo's settings: the shared file, and Tempo 2's overlay for 2.x, as `dice-lab up` has them.
+    assert!(module.contains(
+        "settings = import ../nix/tempo.nix {inherit lib;} (lib.getVersion (config.services.tempo.package or pkgs.tempo));"
+    ));
+    let tempo = read(&repo().join("nix/tempo.nix"));
+    for file in ["tempo.json", "tempo-2.json"] {
+        assert!(tempo.contains(&format!("../observability/{file}")));
+        assert!(repo().join("observability").join(file).is_file());
     }
     assert!(module.contains("${../dashboards}"));
     for upstream in [
@@ -420,7 +432,7 @@ fn the_flake_pins_a_release_branch_and_checks_the_backend_configurations() {
     assert!(flake.contains("backend-configs = import ./nix/backend-configs.nix"));
     let check = read(&repo().join("nix/backend-configs.nix"));
     for command in [
-        "tempo -config.file=${../observability/tempo.json} -config.expand-env=true -config.verify=true",
+        "tempo -config.file=${tempoConfig} -config.expand-env=true -config.verify=true",
         "loki -config.file=${../observability/loki.json} -config.expand-env=true -verify-config",
         "promtool check config ${../observability/prometheus.json}",
         "alloy fmt",
@@ -455,7 +467,7 @@ const STAND_IN_BACKENDS: &[(&str, &str, &[&str])] = &[
 const FLAKE_HARNESS: &str = r#"
 let
   lib = STAND_IN_LIB;
-  package = pname: { inherit pname; name = "${pname}-1.0"; outPath = "ROOT/${pname}-out"; meta = { }; };
+  package = pname: { inherit pname; name = "${pname}-1.0"; version = "1.0"; outPath = "ROOT/${pname}-out"; meta = { }; };
   pkgs = {
     inherit lib;
     stdenv = { hostPlatform = "x86_64-linux"; isLinux = true; isDarwin = false; };
@@ -464,6 +476,7 @@ let
       cli = package "prometheus" // { outPath = "ROOT/prometheus-cli"; outputName = "cli"; };
     };
     runCommand = name: env: script: { inherit name env script; };
+    writeText = name: text: builtins.toFile name text;
     mkShell = args: { inherit args; };
     linkFarm = name: entries: { inherit name entries; outPath = "ROOT/farm/${name}"; };
     testers.runNixOSTest = test: test;
@@ -1015,3 +1028,35 @@ except AssertionError as failure:
 print(json.dumps({"error": error, "rolled": state["rolled"], "grafana": state["grafana"],
                   "credentials": state["credentials"]}))
 "#;
+
+/// Alloy runs with the same flags under `dice-lab up` as under the NixOS module (its listen
+/// address, and no usage report sent home).
+#[test]
+fn alloy_runs_with_the_modules_flags_under_dice_lab_up() {
+    let module = read(&repo().join("nixos-modules/dice-lab.nix"));
+    let alloy = module
+        .split("services.alloy = {")
+        .nth(1)
+        .expect("the module configures Alloy");
+    let flags_text = alloy
+        .split("extraFlags = [")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .expect("Alloy's extraFlags");
+    let flags: Vec<&str> = flags_text.split('"').skip(1).step_by(2).collect();
+    assert!(!flags.is_empty());
+    let state = tempfile::tempdir().unwrap();
+    let component = dice_lab::backends::configure(
+        parts::Part::Alloy,
+        state.path(),
+        std::path::PathBuf::from("alloy"),
+    )
+    .unwrap();
+    for flag in flags {
+        assert!(
+            component.args.iter().any(|a| a == flag),
+            "dice-lab up runs Alloy without {flag}: {:?}",
+            component.args
+        );
+    }
+}
