@@ -4,4 +4,4 @@
 {lib}: version:
 lib.recursiveUpdate
 (lib.importJSON ../observability/tempo.json)
-(lib.optionalAttrs (lib.versionOlder version "3") (lib.importJSON ../observability/tempo-2.json))
+(lib.optionalAttrs (lib.hasPrefix "2." version) (lib.importJSON ../observability/tempo-2.json))

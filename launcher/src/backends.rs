@@ -146,37 +146,46 @@ fn tempo(state: &Path, program: PathBuf) -> std::io::Result<Component> {
     Ok(Component::backend(Part::Tempo, program, args).with_env("TEMPO_DATA_DIR", dir.join("data")))
 }
 
-/// The lab's Tempo configuration for the Tempo `program` is: the shared file, with the 2.x
-/// overlay merged in when the program says it is 2.x (`tempo, version 2.10.8 ...`).
+/// The lab's Tempo configuration for the Tempo `program` is, as text.
 fn tempo_config(program: &Path) -> String {
-    let version = std::process::Command::new(program)
-        .arg("-version")
-        .output()
-        .map(|out| {
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr)
-        })
-        .unwrap_or_default();
-    let major = version
-        .split_whitespace()
-        .skip_while(|word| *word != "version")
-        .nth(1)
-        .and_then(|v| {
-            v.trim_start_matches('v')
-                .split('.')
-                .next()?
-                .parse::<u32>()
-                .ok()
-        });
-    let mut config: serde_json::Value =
+    let version = version(program).unwrap_or_default();
+    serde_json::to_string_pretty(&tempo_settings(&version)).expect("JSON")
+}
+
+/// The lab's Tempo settings for a Tempo of `version` (`2.10.8`): the shared file, with the 2.x
+/// overlay merged in for a 2.x, as `nix/tempo.nix` has them for the NixOS module.
+pub fn tempo_settings(version: &str) -> serde_json::Value {
+    let mut settings: serde_json::Value =
         serde_json::from_str(TEMPO).expect("the compiled-in Tempo configuration is JSON");
-    if major == Some(2) {
+    if version.starts_with("2.") {
         merge(
-            &mut config,
+            &mut settings,
             serde_json::from_str(TEMPO_2).expect("the compiled-in Tempo 2 overlay is JSON"),
         );
     }
-    serde_json::to_string_pretty(&config).expect("JSON")
+    settings
+}
+
+/// The version a Go backend says it is with `-version` (`tempo, version v2.10.8 (...)` →
+/// `2.10.8`), if it says one.
+pub fn version(program: &Path) -> Option<String> {
+    let out = std::process::Command::new(program)
+        .arg("-version")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let version = text
+        .split_whitespace()
+        .skip_while(|word| *word != "version")
+        .nth(1)?;
+    Some(
+        version
+            .trim_end_matches(',')
+            .trim_start_matches('v')
+            .to_owned(),
+    )
 }
 
 /// `overlay`'s keys into `base`, objects merged key by key, as Nix's `lib.recursiveUpdate`.
@@ -306,6 +315,18 @@ fn which(program: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tempo_2_alone_gets_the_ingester_block() {
+        assert!(tempo_settings("2.10.8")["ingester"].is_object());
+        assert!(tempo_settings("3.0.2").get("ingester").is_none());
+        assert!(tempo_settings("").get("ingester").is_none());
+        // What the 2.x overlay adds, it adds beside the shared settings.
+        assert_eq!(
+            tempo_settings("2.10.8")["live_store"],
+            tempo_settings("3.0.2")["live_store"]
+        );
+    }
 
     #[test]
     fn the_tempo_2_overlay_merges_key_by_key() {

@@ -43,7 +43,7 @@ pub fn programs() -> Result<Programs, String> {
             std::env::var_os("PATH").map_or_else(Vec::new, |p| std::env::split_paths(&p).collect()),
         )
         .collect();
-    let find = |name: &str| dirs.iter().map(|d| d.join(name)).find(|p| p.is_file());
+    let find = |name: &str| dirs.iter().map(|d| d.join(name)).find(|p| is_executable(p));
     let mut tempos: Vec<PathBuf> = Vec::new();
     for dir in &dirs {
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -52,10 +52,12 @@ pub fn programs() -> Result<Programs, String> {
         let mut found: Vec<PathBuf> = entries
             .filter_map(|e| Some(e.ok()?.path()))
             .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n == "tempo" || n.starts_with("tempo-"))
-                    && p.is_file()
+                // `tempo` and `tempo-VERSION`, not Tempo's own tools (`tempo-cli`, ...).
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    n == "tempo"
+                        || n.strip_prefix("tempo-")
+                            .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+                }) && is_executable(p)
             })
             .collect();
         found.sort();
@@ -88,21 +90,11 @@ pub fn programs() -> Result<Programs, String> {
     }
 }
 
-/// The version a program says it is (`tempo, version 2.10.8 (...)` → `2.10.8`).
-pub fn version(program: &Path) -> String {
-    let out = Command::new(program)
-        .arg("-version")
-        .output()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
-        })
-        .unwrap_or_default();
-    out.split_whitespace()
-        .skip_while(|w| *w != "version")
-        .nth(1)
-        .unwrap_or("unknown")
-        .trim_end_matches(',')
-        .to_owned()
+/// A file this user may run.
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// A running backend. Dropping it kills it.
@@ -115,8 +107,8 @@ pub struct Backend {
     ready_after: Duration,
 }
 
-/// How long a backend may take to answer its readiness URL (Tempo's ingester waits 15 s after
-/// it is up before it says ready).
+/// How long a backend may take to answer its readiness URL (Loki's ingester waits 15 s after it
+/// is up before it says ready).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Backend {

@@ -43,18 +43,16 @@ async fn result(url: reqwest::Url) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-/// Tempo's `/api/search` with `params`, as Grafana's Tempo data source asks it (with the last
-/// hour as its range unless `params` is empty, as a plain search is).
+/// Tempo's `/api/search` with `params` and the last hour as its range, as Grafana's Tempo data
+/// source asks it.
 async fn tempo_search(params: &[(&str, &str)]) -> Vec<String> {
     let mut query: Vec<(String, String)> = params
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    if !params.is_empty() {
-        let now = now().as_secs();
-        query.push(("start".into(), (now - 3600).to_string()));
-        query.push(("end".into(), (now + 60).to_string()));
-    }
+    let now = now().as_secs();
+    query.push(("start".into(), (now - 3600).to_string()));
+    query.push(("end".into(), (now + 60).to_string()));
     let url =
         reqwest::Url::parse_with_params(&format!("{}/api/search", Part::Tempo.local_url()), &query)
             .unwrap();
@@ -297,6 +295,15 @@ pub async fn every_provisioned_query_returns_data(lab: &mut Lab) {
         "{} provisioned dashboard queries returned data",
         checked.len()
     );
+    // After Roll Multiples, the concurrency panel reads their saving: async roll spans carry
+    // their mode, and their time exceeds their requests'.
+    let panel = dashboards::targets()
+        .into_iter()
+        .find(|t| t.title.ends_with("Time concurrency saves (from traces)"))
+        .expect("the panel");
+    let saved = promql_data(&panel.title, &panel.expr.replace("$__rate_interval", "1m")).await;
+    let value: f64 = saved[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!(value > 0.0, "{}: {saved:?}", panel.title);
     assert!(
         generated >= 3,
         "the span-metrics and service-graph panels are among them: {checked:?}"
@@ -428,6 +435,12 @@ pub async fn sync_rolls_save_no_time_in_the_concurrency_panel(lab: &mut Lab) {
     )
     .await;
     eprintln!("roll spans' time per second under sync traffic: {rolls:?}");
+    // The sync rolls are told apart by their `roll_mode` dimension.
+    promql_data(
+        "sync roll span metrics",
+        "traces_spanmetrics_calls_total{span_name=\"roll\", roll_mode=\"sync\"}",
+    )
+    .await;
     let saved = promql(&panel.expr.replace("$__rate_interval", interval)).await;
     assert!(
         saved

@@ -81,6 +81,21 @@ pub async fn trace_logs(frontend: &Service, trace_id: &str, count: usize) -> Log
     })
 }
 
+/// The frontend's log lines for `trace_id` once there are at least `count` and a second read,
+/// 1 s later, finds no more: the lines of one click arrive from several services' files.
+pub async fn settled_logs(frontend: &Service, trace_id: &str, count: usize) -> LogsAnswer {
+    let mut last = trace_logs(frontend, trace_id, count).await;
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = trace_logs(frontend, trace_id, last.lines.len()).await;
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    panic!("the lines of {trace_id} never stopped changing: {last:?}")
+}
+
 pub async fn a_roll_multiple_reads_back_as_from_the_store(lab: &mut Lab) {
     let (trace_id, mut values) = roll_multiple(lab, 10).await;
     let clicked = Instant::now();
@@ -134,6 +149,7 @@ pub async fn a_roll_multiple_reads_back_as_from_the_store(lab: &mut Lab) {
         from_store, trace,
         "the frontend's trace answer from the store is the one from Tempo"
     );
+    let logs = settled_logs(&lab.frontend, &trace_id, logs.lines.len()).await;
     let store_logs = trace_logs(&lab.store_frontend, &trace_id, logs.lines.len()).await;
     assert_eq!(
         store_logs, logs,

@@ -1,6 +1,7 @@
-//! Tempo and Loki restarted under the lab, stopped as `dice-lab up` stops them (SIGTERM, then
-//! SIGKILL after its grace), Prometheus, where Tempo's metrics generator writes, first: Loki and
-//! Prometheus stop within the grace (Tempo's time is printed; see docs/observability.md); after
+//! Tempo and Loki restarted under the lab, each with SIGTERM and SIGKILL after `dice-lab up`'s
+//! grace, Prometheus first (so that Tempo's metrics generator stops with nowhere to write, the
+//! harder case): Loki and Prometheus stop within the grace (Tempo's time is printed: it can
+//! outlast it, see docs/observability.md); after
 //! a new start on the same data, a click from before still reads back whole with its lines; a
 //! click made while they were down is either stored or counted as dropped by the services, and
 //! its lines arrive once Loki is back.
@@ -13,7 +14,7 @@ use lab_tests::prom;
 use lab_tests::wait;
 
 use crate::lab::Lab;
-use crate::read_back::{roll_multiple, trace_logs, whole_trace};
+use crate::read_back::{roll_multiple, settled_logs, trace_logs, whole_trace};
 
 /// Spans the services dropped because an export failed, all three together.
 async fn dropped(lab: &Lab) -> f64 {
@@ -32,10 +33,10 @@ async fn dropped(lab: &Lab) -> f64 {
 pub async fn nothing_is_lost_when_tempo_and_loki_restart(lab: &mut Lab) {
     let (before, _) = roll_multiple(lab, 5).await;
     let trace_before = whole_trace(&lab.frontend, &before, 5).await;
-    let lines_before = trace_logs(&lab.frontend, &before, 6).await;
+    let lines_before = settled_logs(&lab.frontend, &before, 6).await;
     let dropped_before = dropped(lab).await;
 
-    // Stopped as `dice-lab up` stops them: SIGTERM, SIGKILL once its grace is over.
+    // SIGTERM, and SIGKILL once `dice-lab up`'s grace is over.
     let version = lab.tempo_version.clone();
     for backend in [&mut lab.prometheus, &mut lab.tempo, &mut lab.loki] {
         let part = backend.part;

@@ -1060,3 +1060,19 @@ fn alloy_runs_with_the_modules_flags_under_dice_lab_up() {
         );
     }
 }
+
+/// `nix/tempo.nix` (the NixOS module's and the flake check's Tempo settings) gives each Tempo
+/// version exactly what `dice-lab up` writes for it: Tempo 2's overlay for 2.x only.
+#[test]
+fn nix_and_dice_lab_up_give_each_tempo_the_same_settings() {
+    for version in ["2.10.8", "3.0.2", "", "unstable-2026-01-01"] {
+        let nix = nix_eval(&format!(
+            "import ./nix/tempo.nix {{ lib = {STAND_IN_LIB}; }} \"{version}\""
+        ));
+        assert_eq!(
+            nix,
+            dice_lab::backends::tempo_settings(version),
+            "Tempo {version:?}"
+        );
+    }
+}
