@@ -787,7 +787,7 @@ if unknown:
 fn the_vm_test_fails_with_the_journal_of_a_crash_looping_backend() {
     let script = vm_test_script();
     let out = Command::new("python3")
-        .args(["-c", CRASH_LOOP_PYTHON])
+        .args(["-c", &format!("{DRIVER_PYTHON}{CRASH_LOOP_PYTHON}")])
         .arg(&script)
         .output()
         .expect("python3 runs");
@@ -799,8 +799,27 @@ fn the_vm_test_fails_with_the_journal_of_a_crash_looping_backend() {
     );
 }
 
+/// What the NixOS test driver gives a test script, for the stand-in machines below:
+/// `run_script(script, machine)` runs it with `machine` and `subtest` as the driver's, and returns
+/// the text of the `AssertionError` it failed with (or `None`) and its globals.
+const DRIVER_PYTHON: &str = r#"
+import contextlib
+
+@contextlib.contextmanager
+def subtest(name):
+    yield
+
+def run_script(script, machine):
+    scope = {"machine": machine, "subtest": subtest, "retry": None, "start_all": None}
+    try:
+        exec(compile(script, "testScript", "exec"), scope)
+    except AssertionError as failure:
+        return str(failure), scope
+    return None, scope
+"#;
+
 const CRASH_LOOP_PYTHON: &str = r#"
-import contextlib, sys
+import sys
 script = sys.argv[1]
 JOURNAL = "tempo: failed parsing config: field compactor not found in type app.Config"
 
@@ -820,19 +839,11 @@ class Machine:
     def log(self, message):
         pass
 
-@contextlib.contextmanager
-def subtest(name):
-    yield
-
-scope = {"machine": Machine(), "subtest": subtest, "retry": None, "start_all": None}
-try:
-    exec(compile(script, "testScript", "exec"), scope)
-except AssertionError as error:
-    text = str(error)
-    if not (text.startswith("tempo is activating (auto-restart) after 3 restarts") and JOURNAL in text):
-        sys.exit(f"the failure does not name tempo and show its journal: {text}")
-else:
+text, scope = run_script(script, Machine())
+if text is None:
     sys.exit("the script passed with tempo crash-looping")
+if not (text.startswith("tempo is activating (auto-restart) after 3 restarts") and JOURNAL in text):
+    sys.exit(f"the failure does not name tempo and show its journal: {text}")
 
 span = {"name": "roll"}
 scope_spans = [{"scopeSpans": [{"spans": [span]}]}]
@@ -862,7 +873,7 @@ fn the_vm_test_checks_what_grafana_shows_the_anonymous_visitor() {
     let datasources = repo::json("observability/grafana/datasources.json")["datasources"].clone();
     let run = |scenario: &str| -> Value {
         let out = Command::new("python3")
-            .args(["-c", STAND_IN_MACHINE_PYTHON])
+            .args(["-c", &format!("{DRIVER_PYTHON}{STAND_IN_MACHINE_PYTHON}")])
             .arg(&script)
             .arg(scenario)
             .arg(Value::from(dashboards.clone()).to_string())
@@ -937,7 +948,7 @@ fn the_vm_test_checks_what_grafana_shows_the_anonymous_visitor() {
 /// Prints what happened as JSON: the script's error, whether it rolled, the Grafana paths it asked
 /// and any of its requests to Grafana that carried credentials.
 const STAND_IN_MACHINE_PYTHON: &str = r#"
-import contextlib, json, re, sys, time
+import json, re, sys, time
 
 script, scenario = sys.argv[1], sys.argv[2]
 dashboards, datasources = json.loads(sys.argv[3]), json.loads(sys.argv[4])
@@ -1015,16 +1026,7 @@ class Machine:
     def log(self, message):
         pass
 
-@contextlib.contextmanager
-def subtest(name):
-    yield
-
-scope = {"machine": Machine(), "subtest": subtest, "retry": None, "start_all": None}
-try:
-    exec(compile(script, "testScript", "exec"), scope)
-    error = None
-except AssertionError as failure:
-    error = str(failure)
+error, _ = run_script(script, Machine())
 print(json.dumps({"error": error, "rolled": state["rolled"], "grafana": state["grafana"],
                   "credentials": state["credentials"]}))
 "#;
