@@ -6,9 +6,9 @@
 //! it, in order: the backends start and get ready ([`lab`]); a Roll Multiple reads back through
 //! the frontend from Tempo and Loki, answers as the lab's store answers for the same spans and
 //! lines, and the page draws it ([`read_back`]); Tempo's search finds a click within 5 s, and every
-//! query the lab provisions in Grafana returns data ([`queries`]); nothing is lost when Tempo and
-//! Loki restart ([`restart`]); every line they logged at warn or
-//! error is one docs/observability.md lists as known ([`noise`]).
+//! query the lab provisions in Grafana returns data ([`queries`]); every line they logged at warn
+//! or error in all that is one docs/observability.md lists as known ([`noise`]); nothing is lost
+//! when Tempo and Loki restart ([`restart`]).
 //!
 //! Alloy cannot run here, so the test plays its hops (`lab_tests::alloy`), from the Alloy files.
 //! Without the programs the tests are reported as ignored, with how to get them, unless
@@ -56,11 +56,11 @@ const CHECKS: &[(&str, Check)] = &[
     ("every_provisioned_query_returns_data", |lab| {
         Box::pin(queries::every_provisioned_query_returns_data(lab))
     }),
-    ("nothing_is_lost_when_tempo_and_loki_restart", |lab| {
-        Box::pin(restart::nothing_is_lost_when_tempo_and_loki_restart(lab))
-    }),
     ("every_warning_is_known_upstream_noise", |lab| {
         Box::pin(noise::every_warning_is_known_upstream_noise(lab))
+    }),
+    ("nothing_is_lost_when_tempo_and_loki_restart", |lab| {
+        Box::pin(restart::nothing_is_lost_when_tempo_and_loki_restart(lab))
     }),
 ];
 

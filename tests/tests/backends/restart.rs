@@ -114,4 +114,11 @@ pub async fn nothing_is_lost_when_tempo_and_loki_restart(lab: &mut Lab) {
         "its {} log lines reached Loki once it was back",
         lines_during.lines.len()
     );
+    // What a stop and a new start logged depends on what was in flight; shown, not held to the
+    // list of known noise (docs/observability.md marks such rows *stop*).
+    for backend in [&lab.tempo, &lab.loki, &lab.prometheus] {
+        for line in backend.warnings() {
+            eprintln!("{}: {line}", backend.part);
+        }
+    }
 }
