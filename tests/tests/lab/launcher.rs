@@ -41,12 +41,22 @@ fn dice_lab_up_load_status_and_a_clean_stop() {
     }
     let scratch = lab_tests::fixtures::scratch_dir("up");
     let state = scratch.path();
+    // Prometheus alone on PATH, whatever else this machine has installed (the real-backends suite
+    // puts Tempo and Loki there): the store then stands in for Alloy, Tempo and Loki.
+    let only_prometheus = scratch.path().join("bin");
+    std::fs::create_dir_all(&only_prometheus).unwrap();
+    let prometheus = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|dir| dir.join("prometheus"))
+        .find(|p| p.is_file())
+        .expect("prometheus is needed (Debian: apt-get install prometheus)");
+    std::os::unix::fs::symlink(&prometheus, only_prometheus.join("prometheus")).unwrap();
 
     // A taken port is named, and nothing starts.
     let blocker = std::net::TcpListener::bind("127.0.0.1:8401").unwrap();
     let refused = Command::new(binary("dice-lab"))
         .args(["up", "--state-dir"])
         .arg(state)
+        .env("PATH", &only_prometheus)
         .output()
         .unwrap();
     assert!(!refused.status.success());
@@ -62,6 +72,7 @@ fn dice_lab_up_load_status_and_a_clean_stop() {
     let mut up = Lab(Command::new(binary("dice-lab"))
         .args(["up", "--state-dir"])
         .arg(state)
+        .env("PATH", &only_prometheus)
         .env("ROLL_DELAY_MS", "0..50")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
