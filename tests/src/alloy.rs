@@ -178,6 +178,15 @@ impl TraceRelay {
         let forwarded = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicU64::new(0));
         let target = format!("http://{}", wiring.otlp_export);
+        // One channel for every batch, as Alloy keeps its connection; it connects (and connects
+        // again after Tempo restarts) when a batch is sent.
+        let client = TraceServiceClient::new(
+            tonic::transport::Endpoint::from_shared(target.clone())
+                .expect("a valid endpoint")
+                .connect_timeout(Duration::from_secs(2))
+                .timeout(Duration::from_secs(5))
+                .connect_lazy(),
+        );
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
@@ -190,6 +199,7 @@ impl TraceRelay {
                 .then(move |body: Bytes| {
                     let (forwarded, failed) = (forwarded.clone(), failed.clone());
                     let (target, tee, http) = (target.clone(), tee.clone(), http.clone());
+                    let client = client.clone();
                     async move {
                         for url in &tee {
                             let _ = http
@@ -199,7 +209,7 @@ impl TraceRelay {
                                 .send()
                                 .await;
                         }
-                        match forward(&target, &body).await {
+                        match forward(client, &target, &body).await {
                             Ok(spans) => {
                                 forwarded.fetch_add(spans, Ordering::SeqCst);
                                 warp::http::Response::builder()
@@ -245,7 +255,11 @@ impl TraceRelay {
 }
 
 /// One export over gRPC; the number of spans it carried.
-async fn forward(target: &str, body: &[u8]) -> Result<u64, String> {
+async fn forward(
+    mut client: TraceServiceClient<tonic::transport::Channel>,
+    target: &str,
+    body: &[u8],
+) -> Result<u64, String> {
     let request = ExportTraceServiceRequest::decode(body).map_err(|e| e.to_string())?;
     let spans = request
         .resource_spans
@@ -253,17 +267,10 @@ async fn forward(target: &str, body: &[u8]) -> Result<u64, String> {
         .flat_map(|r| &r.scope_spans)
         .map(|s| s.spans.len() as u64)
         .sum();
-    let channel = tonic::transport::Endpoint::from_shared(target.to_owned())
-        .map_err(|e| e.to_string())?
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(5));
-    let mut client = TraceServiceClient::connect(channel)
-        .await
-        .map_err(|e| format!("cannot reach {target}: {e}"))?;
     client
         .export(request)
         .await
-        .map_err(|e| format!("{target} refused the export: {e}"))?;
+        .map_err(|e| format!("{target} did not take the export: {e}"))?;
     Ok(spans)
 }
 
@@ -299,7 +306,7 @@ async fn ship(wiring: Wiring, dir: PathBuf, pushed: Arc<AtomicU64>) {
         .build()
         .expect("an HTTP client");
     // Per file, how far it has been read (whole lines only).
-    let mut offsets: BTreeMap<PathBuf, usize> = BTreeMap::new();
+    let mut offsets: BTreeMap<PathBuf, u64> = BTreeMap::new();
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -311,14 +318,14 @@ async fn ship(wiring: Wiring, dir: PathBuf, pushed: Arc<AtomicU64>) {
             .collect();
         files.sort();
         for file in files {
-            let Ok(bytes) = std::fs::read(&file) else {
+            let from = offsets.get(&file).copied().unwrap_or(0);
+            let Some(bytes) = read_from(&file, from) else {
                 continue;
             };
-            let from = offsets.get(&file).copied().unwrap_or(0).min(bytes.len());
-            let Some(end) = bytes[from..].iter().rposition(|b| *b == b'\n') else {
+            let Some(end) = bytes.iter().rposition(|b| *b == b'\n') else {
                 continue;
             };
-            let text = String::from_utf8_lossy(&bytes[from..from + end]).into_owned();
+            let text = String::from_utf8_lossy(&bytes[..end]).into_owned();
             let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
             let body = push_body(&wiring, &file, &lines);
             // Loki away (restarting): the lines stay unread and go with the next push, as
@@ -330,11 +337,21 @@ async fn ship(wiring: Wiring, dir: PathBuf, pushed: Arc<AtomicU64>) {
                 .await
                 .is_ok_and(|r| r.status().is_success());
             if accepted {
-                offsets.insert(file, from + end + 1);
+                offsets.insert(file, from + end as u64 + 1);
                 pushed.fetch_add(lines.len() as u64, Ordering::SeqCst);
             }
         }
     }
+}
+
+/// What `file` holds past byte `from` (only that is read), if it can be read.
+fn read_from(file: &Path, from: u64) -> Option<Vec<u8>> {
+    use std::io::{Read as _, Seek as _};
+    let mut file = std::fs::File::open(file).ok()?;
+    file.seek(std::io::SeekFrom::Start(from)).ok()?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).ok()?;
+    Some(bytes)
 }
 
 /// A Loki push body (JSON) for `lines` of `file`: one stream per label set, each value

@@ -19,6 +19,9 @@ use serde_json::Value;
 
 use crate::{signal, wait};
 
+/// A free loopback port, for a service that needs no fixed address.
+const ANY_PORT: &str = "127.0.0.1:0";
+
 /// The launcher's binary; the services' binaries are named as their parts.
 pub const LAUNCHER: &str = "dice-lab";
 
@@ -178,7 +181,7 @@ impl Service {
     /// Starts `name` listening on a free loopback port with extra `args` and `env`, and waits
     /// until it says it is listening.
     pub async fn start(name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
-        Self::start_program(&binary(name), name, args, env, None, None).await
+        Self::start_program(&binary(name), name, ANY_PORT, args, env, None, None).await
     }
 
     /// [`Service::start`], with its log lines also appended to `log_file` as they come, as the
@@ -189,7 +192,16 @@ impl Service {
         env: &[(&str, &str)],
         log_file: &std::path::Path,
     ) -> Self {
-        Self::start_program(&binary(name), name, args, env, None, Some(log_file)).await
+        Self::start_program(
+            &binary(name),
+            name,
+            ANY_PORT,
+            args,
+            env,
+            None,
+            Some(log_file),
+        )
+        .await
     }
 
     /// [`Service::start_logging_to`], listening on `listen` (its default address, as under
@@ -202,8 +214,16 @@ impl Service {
         log_file: &std::path::Path,
     ) -> Self {
         let listen = listen.to_string();
-        let args = [&["--listen", listen.as_str()], args].concat();
-        Self::spawn(&binary(name), name, &args, env, None, Some(log_file)).await
+        Self::start_program(
+            &binary(name),
+            name,
+            &listen,
+            args,
+            env,
+            None,
+            Some(log_file),
+        )
+        .await
     }
 
     /// Starts the release build of `name`, with the open-files limit `open_files` when given.
@@ -214,29 +234,20 @@ impl Service {
         open_files: Option<u64>,
     ) -> Self {
         let program = release_binaries().join(name);
-        Self::start_program(&program, name, args, env, open_files, None).await
+        Self::start_program(&program, name, ANY_PORT, args, env, open_files, None).await
     }
 
+    /// Starts `program` as the service `name`, listening on `listen`.
     async fn start_program(
         program: &std::path::Path,
         name: &str,
+        listen: &str,
         args: &[&str],
         env: &[(&str, &str)],
         open_files: Option<u64>,
         log_file: Option<&std::path::Path>,
     ) -> Self {
-        let args = [&["--listen", "127.0.0.1:0"], args].concat();
-        Self::spawn(program, name, &args, env, open_files, log_file).await
-    }
-
-    async fn spawn(
-        program: &std::path::Path,
-        name: &str,
-        args: &[&str],
-        env: &[(&str, &str)],
-        open_files: Option<u64>,
-        log_file: Option<&std::path::Path>,
-    ) -> Self {
+        let args = [&["--listen", listen], args].concat();
         let mut file = log_file.map(|path| {
             std::fs::OpenOptions::new()
                 .create(true)
@@ -244,7 +255,7 @@ impl Service {
                 .open(path)
                 .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()))
         });
-        let mut child = command(program, args, env, open_files)
+        let mut child = command(program, &args, env, open_files)
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::Duration;
 
 use lab_tests::alloy::{LogShipper, TraceRelay, Wiring};
 use lab_tests::http::Target as _;
@@ -19,8 +18,6 @@ use parts::Part;
 pub struct Lab {
     /// `tempo, version 2.10.8` → `2.10.8`.
     pub tempo_version: String,
-    /// How long each backend took to get ready.
-    pub ready: Vec<(Part, Duration)>,
     // Dropped in this order: the services first, then what they send to.
     pub frontend: Service,
     pub store_frontend: Service,
@@ -42,16 +39,10 @@ impl Lab {
         let state = scratch.path().to_owned();
         let logs = state.join("logs/services");
         std::fs::create_dir_all(&logs).unwrap();
-        let mut ready = Vec::new();
-        let mut start = async |part: Part, program: &Path| {
-            let backend = Backend::start(part, program, &state).await;
-            ready.push((part, backend.ready_after()));
-            backend
-        };
         // In `dice-lab up`'s order.
-        let prometheus = start(Part::Prometheus, &programs.prometheus).await;
-        let loki = start(Part::Loki, &programs.loki).await;
-        let tempo_backend = start(Part::Tempo, tempo).await;
+        let prometheus = Backend::start(Part::Prometheus, &programs.prometheus, &state).await;
+        let loki = Backend::start(Part::Loki, &programs.loki, &state).await;
+        let tempo_backend = Backend::start(Part::Tempo, tempo, &state).await;
 
         let store = in_process::store(in_process::store_settings(logs.clone(), 64)).await;
         let store_otlp = format!("http://{}", store.addrs()[1]);
@@ -89,7 +80,6 @@ impl Lab {
         .await;
         Self {
             tempo_version: dice_lab::backends::version(tempo).unwrap_or_else(|| "unknown".into()),
-            ready,
             frontend,
             store_frontend,
             roller,
@@ -118,8 +108,12 @@ impl Lab {
 }
 
 pub async fn backends_get_ready_with_the_projects_files(lab: &mut Lab) {
-    for (part, after) in &lab.ready {
-        eprintln!("{part} ready after {:.1} s", after.as_secs_f64());
+    for backend in [&lab.prometheus, &lab.loki, &lab.tempo] {
+        eprintln!(
+            "{} ready after {:.1} s",
+            backend.part,
+            backend.ready_after().as_secs_f64()
+        );
     }
     // The checks `nix flake check` runs (nix/backend-configs.nix), each line as written there,
     // with these programs: the flags are right and the files pass their own parsers.
